@@ -52,12 +52,15 @@ def bench(smoke: bool, only: str | None, out: Path | None, fresh_rate: int | Non
     from tokenshare.bench.config import parse_only, sizes_for
     from tokenshare.bench.runner import DEFAULT_OUT, run_bench
     from tokenshare.cli import fail
+    from tokenshare.gc_policy import tune_for_throughput
 
     try:
         measures = parse_only(only)
     except ValueError as exc:
         fail(str(exc), "pass --only with a comma-separated list, e.g. --only a,c")
     target = out if out is not None or smoke else DEFAULT_OUT
+    # Producers and the sink measured in this process run as the CLI runs them.
+    tune_for_throughput()
     result = run_bench(
         sizes=sizes_for(smoke, fresh_rate),
         only=measures,

@@ -15,13 +15,9 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from pydantic import TypeAdapter, ValidationError
 
-from tokenshare.schema.event import TokenEvent
-from tokenshare.schema.wire import describe
+from tokenshare.schema.wire import Rejected, decode_message
 from tokenshare.settings import Settings
-
-_EVENT = TypeAdapter(TokenEvent)
 
 
 class InvalidEvent(ValueError):
@@ -39,12 +35,33 @@ class SendStats:
 
 def validate(event: Mapping[str, Any] | bytes) -> bytes:
     """The event's wire bytes, or InvalidEvent with the reason."""
-    raw = event if isinstance(event, bytes) else orjson.dumps(event)
-    try:
-        _EVENT.validate_json(raw)
-    except ValidationError as exc:
-        raise InvalidEvent(describe(exc)) from None
+    raw = event if isinstance(event, bytes) else _dumps(event)
+    if raw.lstrip(b" \t\r\n")[:1] != b"{":
+        raise InvalidEvent("expected one JSON object (an event)")
+    _raise_rejected(decode_message(raw, len(raw)).rejected, single=True)
     return raw
+
+
+def validate_batch(events: list[Mapping[str, Any]]) -> bytes:
+    """One JSON-array message of `events`, validated in one call (as the worker
+    decodes it), or InvalidEvent naming the first bad event."""
+    raw = _dumps(events)
+    _raise_rejected(decode_message(raw, len(raw)).rejected, single=False)
+    return raw
+
+
+def _dumps(value: object) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise InvalidEvent(f"not encodable as JSON: {exc}") from None
+
+
+def _raise_rejected(rejected: list[Rejected], *, single: bool) -> None:
+    if rejected:
+        bad = rejected[0]
+        where = "" if single or bad.index is None else f"event {bad.index} of the batch: "
+        raise InvalidEvent(where + bad.reason)
 
 
 class EventProducer:
@@ -84,15 +101,11 @@ class EventProducer:
     def send_batch(self, events: Iterable[Mapping[str, Any]], *, validated: bool = False) -> None:
         """Send events as one JSON-array message. Raises InvalidEvent before sending any."""
         payloads = list(events)
-        for position, event in enumerate([] if validated else payloads):
-            try:
-                validate(event)
-            except InvalidEvent as exc:
-                raise InvalidEvent(f"event {position} of the batch: {exc}") from None
         if not payloads:
             return
+        value = orjson.dumps(payloads) if validated else validate_batch(payloads)
         ids = [str(e["event_id"]) for e in payloads]
-        self._send(orjson.dumps(payloads), ids[0].encode(), ids)
+        self._send(value, ids[0].encode(), ids)
 
     def send_raw(self, value: bytes, key: bytes | None = None) -> None:
         """Send bytes unvalidated: for tests and replays of already-checked data only."""

@@ -16,12 +16,14 @@ more than once. Three guards make the table exactly-once:
 from __future__ import annotations
 
 import hashlib
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
 
 from tokenshare.faults import chance, failing
@@ -29,7 +31,10 @@ from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
 from tokenshare.sinks.clickhouse import INSERT_SETTINGS, StoreError
 
 Mark = tuple[int, int]
-#: Event ids looked up per query; keeps server-mode HTTP requests small.
+#: Characters of event ids per lookup query: under ClickHouse's default
+#: max_query_size (256 KiB), and keeps server-mode HTTP requests small.
+LOOKUP_CHARS = 200_000
+#: Event ids per fingerprint query (rare: only ids seen again).
 LOOKUP_CHUNK = 5_000
 MS_PER_DAY = 86_400_000
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -99,14 +104,18 @@ class RawEventWriter:
             # Reported before the insert: a crash in between reports them again, never not.
             self.on_conflicts([_row(columns, i) for i in conflicts])
             self.stats.conflicts += len(conflicts)
+        maxima: Iterable[tuple[tuple[str, int], int]] = (
+            ((b.src_topic, b.src_partition), max(b.columns["ts"])) for b in fresh
+        )
         if len(keep) < len(columns["event_id"]):
             self.stats.duplicates += len(columns["event_id"]) - len(keep) - len(conflicts)
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+            maxima = _partition_times(columns)
         if columns["event_id"]:
             late = self._late_days(columns)
             self._insert(columns, _token(fresh))
             self._record_late(late)
-            self._advance_frontier(columns)
+            self._advance_frontier(maxima)
         self.marks = marks  # only once the rows are durable
         inserted = len(columns["event_id"])
         self.stats.inserted += inserted
@@ -120,8 +129,8 @@ class RawEventWriter:
         """day -> [rows, tokens] of rows whose day had closed before they arrived."""
         mark = self.watermark_ms()
         late: dict[int, list[int]] = {}
-        if mark is None:
-            return late
+        if mark is None or (min(columns["ts"]) // MS_PER_DAY + 1) * MS_PER_DAY > mark:
+            return late  # the usual case, decided without a loop over the rows
         for ts, prompt, completion in zip(
             columns["ts"], columns["prompt_tokens"], columns["completion_tokens"], strict=True
         ):
@@ -149,11 +158,9 @@ class RawEventWriter:
         )
         self.stats.late += sum(n for n, _ in late.values())
 
-    def _advance_frontier(self, columns: dict[str, list[Any]]) -> None:
-        for topic, partition, ts in zip(
-            columns["src_topic"], columns["src_partition"], columns["ts"], strict=True
-        ):
-            key = (topic, partition)
+    def _advance_frontier(self, times: Iterable[tuple[tuple[str, int], int]]) -> None:
+        """Raise each source partition's greatest stored event time."""
+        for key, ts in times:
             if ts > self.frontier.get(key, -1):
                 self.frontier[key] = ts
 
@@ -161,14 +168,14 @@ class RawEventWriter:
         """(rows to insert, rows in conflict). A row repeating the stored event, or an
         earlier row of the batch, is dropped; the same id on the same day with other
         figures is a conflict. The reference is the stored event when there is one."""
-        keys = [
-            (eid, ts // MS_PER_DAY)
-            for eid, ts in zip(columns["event_id"], columns["ts"], strict=True)
-        ]
-        first_seen: dict[tuple[str, int], int] = {}
-        for i, key in enumerate(keys):
-            first_seen.setdefault(key, i)
+        n = len(columns["event_id"])
+        days = [ts // MS_PER_DAY for ts in columns["ts"]]
+        keys = list(zip(columns["event_id"], days, strict=True))
+        # Built backwards so that each key keeps the index of its first row.
+        first_seen = dict(zip(reversed(keys), range(n - 1, -1, -1), strict=True))
         stored = self._stored_ids(first_seen)
+        if not stored and len(first_seen) == n:
+            return list(range(n)), []  # the usual case: every row is new
         reference = self._stored_fingerprints(stored) if stored else {}
         keep: list[int] = []
         conflicts: list[int] = []
@@ -181,17 +188,15 @@ class RawEventWriter:
                 conflicts.append(i)
         return keep, conflicts
 
-    def _stored_ids(self, keys: dict[tuple[str, int], int]) -> set[tuple[str, int]]:
+    def _stored_ids(self, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
         found: set[tuple[str, int]] = set()
-        items = list(keys)
-        for start in range(0, len(items), LOOKUP_CHUNK):
-            chunk = items[start : start + LOOKUP_CHUNK]
+        for chunk in _lookup_chunks(keys):
             days = sorted({d for _, d in chunk})
             rows = self.client.query(
                 f"SELECT event_id, toUInt32(day) FROM {self.table} "
                 "WHERE day IN (SELECT toDate(arrayJoin({days:Array(UInt32)}))) "
-                "AND id_hash IN (SELECT cityHash64(arrayJoin({ids:Array(String)})))",
-                parameters={"days": days, "ids": [eid for eid, _ in chunk]},
+                f"AND id_hash IN (SELECT cityHash64(arrayJoin({_id_list(chunk)})))",
+                parameters={"days": days},
             ).result_rows
             found.update((eid, int(day)) for eid, day in rows)
         return found
@@ -261,12 +266,50 @@ FINGERPRINT = (
 FINGERPRINT_SQL = ", ".join(FINGERPRINT[1:])
 
 
+#: What an event id may hold (schema.event's pattern): nothing that needs quoting.
+_PLAIN_IDS = re.compile(r"[A-Za-z0-9._:@ -]*")
+
+
+def _lookup_chunks(keys: Iterable[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
+    chunk: list[tuple[str, int]] = []
+    size = 0
+    for key in keys:
+        chunk.append(key)
+        size += len(key[0]) + 1
+        if size >= LOOKUP_CHARS:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _id_list(keys: Sequence[tuple[str, int]]) -> str:
+    """SQL for the array of the keys' event ids.
+
+    Binding an Array(String) parameter escapes every id character by character
+    in Python, which cost more than the lookup itself. Ids that match the
+    event-id pattern (all that a worker writes) need no escaping: they are
+    joined into one literal and split by the server. Anything else is bound.
+    """
+    joined = " ".join(eid for eid, _ in keys)
+    if _PLAIN_IDS.fullmatch(joined):
+        return f"splitByChar(' ', '{joined}')"
+    return str(format_query_value([eid for eid, _ in keys]))
+
+
 def _fingerprint(columns: dict[str, list[Any]], i: int) -> tuple[Any, ...]:
     return tuple(columns[name][i] for name in FINGERPRINT)
 
 
 def _row(columns: dict[str, list[Any]], i: int) -> dict[str, Any]:
     return {name: values[i] for name, values in columns.items()}
+
+
+def _partition_times(columns: dict[str, list[Any]]) -> Iterator[tuple[tuple[str, int], int]]:
+    """((source topic, partition), event time) of every row: the slow path, for
+    the rare flush that dropped repeated events (else one max per RowBatch)."""
+    keys = zip(columns["src_topic"], columns["src_partition"], strict=True)
+    return zip(keys, columns["ts"], strict=True)
 
 
 def _concat(batches: Sequence[RowBatch]) -> dict[str, list[Any]]:

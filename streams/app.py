@@ -20,6 +20,7 @@ import logging
 import faust
 from faust.web import Request, Response, View
 
+from tokenshare.gc_policy import tune_for_throughput
 from tokenshare.logs import handler
 from tokenshare.schema.catalog import Catalog
 from tokenshare.settings import Settings
@@ -124,4 +125,5 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Run a worker in this process until SIGTERM/SIGINT."""
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    tune_for_throughput()
     worker.execute_from_commandline()

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tokenshare.schema.catalog import Catalog
-from tokenshare.schema.event import TokenEvent
-from tokenshare.schema.rows import RowBatch
-from tokenshare.schema.wire import decode
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
+from tokenshare.schema.event import EventFields
+from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
+from tokenshare.schema.wire import decode_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +62,29 @@ class BatchResult:
         return sum(len(r) for r in self.rows)
 
 
+#: Field order of a validated event's __dict__ (pydantic fills it in declaration order).
+_FIELDS: tuple[str, ...] = tuple(EventFields.model_fields)
+#: The catalog's columns, in the order `_catalog_row` gives them.
+_CATALOG_COLUMNS = (
+    "model_canonical", "author", "lab", "origin_country", "origin_bloc",
+    "weights", "size_class", "reasoning", "params_b", "identified",
+)  # fmt: skip
+
+
 class Enricher:
     """Turns validated events of one source partition into columnar rows."""
 
     def __init__(self, catalog: Catalog, max_message_bytes: int) -> None:
         self.catalog = catalog
         self.max_message_bytes = max_message_bytes
+        self._catalog_rows: dict[str, tuple[Any, ...]] = {}
 
     def process(self, messages: Iterable[SourceMessage]) -> BatchResult:
         result = BatchResult()
         pending: dict[tuple[str, int], _Pending] = {}
         for msg in messages:
-            events, rejected = decode(msg.value, self.max_message_bytes)
-            for bad in rejected:
+            decoded = decode_message(msg.value, self.max_message_bytes)
+            for bad in decoded.rejected:
                 result.dead_letters.append(
                     DeadLetter(
                         bad.original,
@@ -90,9 +96,11 @@ class Enricher:
                         msg.key,
                     )
                 )
+            events = decoded.events
             if events:
                 part = pending.setdefault((msg.topic, msg.partition), _Pending())
                 part.events.extend(events)
+                part.ts_ms.extend(decoded.ts_ms)
                 part.offsets.extend([msg.offset] * len(events))
                 part.indexes.extend(range(len(events)))
         result.rows = [
@@ -102,50 +110,43 @@ class Enricher:
         return result
 
     def _columns(self, topic: str, partition: int, part: _Pending) -> dict[str, list[Any]]:
-        """Column lists, one comprehension each: far cheaper than a dict per row."""
-        evs = part.events
-        lookup = self.catalog.lookup
-        infos = [lookup(e.model) for e in evs]
-        n = len(evs)
-        return {
-            "event_id": [e.event_id for e in evs],
-            "ts": [(e.ts - _EPOCH) // _MS for e in evs],
-            "model": [e.model for e in evs],
-            "model_canonical": [i.model for i in infos],
-            "provider": [e.provider for e in evs],
-            "prompt_tokens": [e.prompt_tokens for e in evs],
-            "completion_tokens": [e.completion_tokens for e in evs],
-            "reasoning_tokens": [e.reasoning_tokens for e in evs],
-            "cached_tokens": [e.cached_tokens for e in evs],
-            "cost_usd": [e.cost_usd for e in evs],
-            "app_id": [e.app_id for e in evs],
-            "user_id": [e.user_id for e in evs],
-            "category": [e.category for e in evs],
-            "region": [e.region for e in evs],
-            "language": [e.language for e in evs],
-            "tool_calls": [e.tool_calls for e in evs],
-            "latency_ms": [e.latency_ms for e in evs],
-            "finish_reason": [e.finish_reason for e in evs],
-            "streamed": [e.streamed for e in evs],
-            "author": [i.author for i in infos],
-            "lab": [i.lab for i in infos],
-            "origin_country": [i.origin_country for i in infos],
-            "origin_bloc": [i.origin_bloc for i in infos],
-            "weights": [i.weights for i in infos],
-            "size_class": [i.size_class for i in infos],
-            "reasoning": [i.reasoning for i in infos],
-            "params_b": [i.params_b for i in infos],
-            "identified": [i.identified for i in infos],
-            "catalog_version": [self.catalog.version] * n,
-            "src_topic": [topic] * n,
-            "src_partition": [partition] * n,
-            "src_offset": part.offsets,
-            "src_index": part.indexes,
-        }
+        """Column lists by transposing rows in C (zip): far cheaper than a
+        comprehension per column, let alone a dict per row."""
+        n = len(part.events)
+        fields = dict(
+            zip(
+                _FIELDS,
+                map(list, zip(*[tuple(e.__dict__.values()) for e in part.events], strict=True)),
+                strict=True,
+            )
+        )
+        fields["ts"] = part.ts_ms
+        rows = self._catalog_rows
+        enriched = zip(*[rows.get(m) or self._catalog_row(m) for m in fields["model"]], strict=True)
+        columns = {**fields, **dict(zip(_CATALOG_COLUMNS, map(list, enriched), strict=True))}
+        columns["catalog_version"] = [self.catalog.version] * n
+        columns["src_topic"] = [topic] * n
+        columns["src_partition"] = [partition] * n
+        columns["src_offset"] = part.offsets
+        columns["src_index"] = part.indexes
+        return {name: columns[name] for name in ROW_COLUMNS}
+
+    def _catalog_row(self, slug: str) -> tuple[Any, ...]:
+        """The catalog's columns for `slug`, remembered (the catalog bounds its own cache)."""
+        info = self.catalog.lookup(slug)
+        row = (
+            info.model, info.author, info.lab, info.origin_country, info.origin_bloc,
+            info.weights, info.size_class, info.reasoning, info.params_b, info.identified,
+        )  # fmt: skip
+        if len(self._catalog_rows) >= 100_000:  # a stream of made-up slugs must not grow it
+            self._catalog_rows.clear()
+        self._catalog_rows[slug] = row
+        return row
 
 
 @dataclass(slots=True)
 class _Pending:
-    events: list[TokenEvent] = field(default_factory=list)
+    events: list[EventFields] = field(default_factory=list)
+    ts_ms: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)

@@ -40,9 +40,10 @@ from tokenshare.bench.fuzz_decode import (
     contract_violations,
     loose_json,
 )
-from tokenshare.schema.event import MAX_COST_USD, MAX_TOKENS, TokenEvent
+from tokenshare.schema.event import MAX_COST_USD, MAX_TOKENS, EventFields, TokenEvent, epoch_ms
 from tokenshare.schema.wire import decode, encode, encode_one
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX = 1024 * 1024
 PROPERTY = settings(
     max_examples=200,
@@ -108,7 +109,7 @@ def valid_docs(draw: st.DrawFn, event_id: str | None = None) -> dict[str, Any]:
     return doc
 
 
-def as_event(doc: dict[str, Any]) -> TokenEvent:
+def as_event(doc: dict[str, Any]) -> EventFields:
     (ev,), rejected = decode(orjson.dumps(doc), MAX)
     assert not rejected
     return ev
@@ -189,7 +190,10 @@ def test_validation_keeps_values_and_normalises_ts_to_utc(doc: dict[str, Any]) -
     assert contract_violations(ev) == []
     for name in FIELDS:
         if name == "ts":
-            assert ev.ts == datetime.fromisoformat(doc["ts"]) and ev.ts.tzinfo == UTC
+            # The same instant; the worker stores its epoch ms, the contract model UTC.
+            assert ev.ts == datetime.fromisoformat(doc["ts"])
+            assert (ev.ts - EPOCH) // timedelta(milliseconds=1) == epoch_ms([ev.ts])[0]
+            assert TokenEvent.model_validate_json(orjson.dumps(doc)).ts.tzinfo == UTC
         elif name == "cost_usd" and name in doc:
             assert ev.cost_usd == doc["cost_usd"] and type(ev.cost_usd) is float
         else:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from tests.factories import bad_inputs, event
-from tokenshare.schema.wire import decode, encode
+from tokenshare.schema.event import TokenEvent
+from tokenshare.schema.wire import decode, decode_message, encode
 
 MAX = 1024 * 1024
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def test_single_event_and_array_decode() -> None:
@@ -18,9 +23,26 @@ def test_single_event_and_array_decode() -> None:
     assert [e.event_id for e in many] == [f"ev-0-{i}" for i in range(5)] and not bad
 
 
-def test_ts_normalised_to_utc() -> None:
-    (ev,), _ = decode(orjson.dumps(event(1, ts="2026-02-10T12:00:00+08:00")), MAX)
-    assert ev.ts.isoformat() == "2026-02-10T04:00:00+00:00"
+@pytest.mark.parametrize(
+    ("ts", "utc"),
+    [
+        ("2026-02-10T12:00:00+08:00", "2026-02-10T04:00:00+00:00"),
+        ("2026-02-10T04:00:00.0019Z", "2026-02-10T04:00:00.001900+00:00"),
+        ("2023-01-01T00:30:00+01:00", None),  # 2022-12-31 23:30 UTC: before MIN_TS
+        ("2022-12-31T23:30:00-01:00", "2023-01-01T00:30:00+00:00"),
+    ],
+)
+def test_ts_normalised_to_utc(ts: str, utc: str | None) -> None:
+    """Stored as epoch ms of the UTC instant (the worker's path) and as UTC in the contract."""
+    decoded = decode_message(orjson.dumps(event(1, ts=ts)), MAX)
+    if utc is None:
+        assert not decoded.events and "2023-01-01" in decoded.rejected[0].reason
+        with pytest.raises(ValidationError):
+            TokenEvent.model_validate_json(orjson.dumps(event(1, ts=ts)))
+        return
+    expected = datetime.fromisoformat(utc)
+    assert decoded.ts_ms == [(expected - EPOCH) // timedelta(milliseconds=1)]  # floor
+    assert TokenEvent.model_validate_json(orjson.dumps(event(1, ts=ts))).ts.isoformat() == utc
 
 
 @pytest.mark.parametrize(("what", "value"), bad_inputs(), ids=[w for w, _ in bad_inputs()])

@@ -53,8 +53,10 @@ def simulate(
         if sink is not sys.stdout.buffer:
             sink.close()
         return
+    from tokenshare.gc_policy import tune_for_throughput
     from tokenshare.producers.send import send_events
 
+    tune_for_throughput()
     report = send_events(ctx.settings(), stream, total=events, batch=batch)
     console.print(
         f"sent {report.sent:,} events, {report.invalid:,} invalid sent raw "
@@ -73,6 +75,7 @@ def replay(ctx: Context, source: Path, batch: int) -> None:
     """
     from kafka.errors import KafkaError
 
+    from tokenshare.gc_policy import tune_for_throughput
     from tokenshare.producers.kafka_producer import EventProducer
     from tokenshare.producers.replay import replay as run_replay
 
@@ -87,6 +90,7 @@ def replay(ctx: Context, source: Path, batch: int) -> None:
             "start the local broker with `tokenshare stack up` or pass --bootstrap",
         )
     stream = sys.stdin.buffer if str(source) == "-" else source.open("rb")
+    tune_for_throughput()
     with producer, progress_bar("replaying", None) as advance:
         report = run_replay(stream, producer, batch=batch, progress=advance)
     console.print(
