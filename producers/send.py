@@ -38,26 +38,40 @@ def send_events(
     report = SendReport()
     pending: list[Mapping[str, Any]] = []
     with EventProducer(settings) as producer, progress_bar(label, total) as advance:
+
+        def flush() -> None:
+            if batch > 1:
+                try:  # the whole message in one validation call: the usual case
+                    producer.send_batch(pending)
+                    report.sent += len(pending)
+                    advance(len(pending))
+                    return
+                except InvalidEvent:
+                    pass  # then find the bad ones one by one
+            good: list[Mapping[str, Any]] = []
+            for event in pending:
+                try:
+                    raw = validate(event)
+                except InvalidEvent:
+                    report.invalid += 1
+                    if send_invalid:
+                        producer.send_raw(orjson.dumps(event))
+                    continue
+                report.sent += 1
+                if batch <= 1:
+                    producer.send(raw, validated=True)
+                else:
+                    good.append(event)
+            producer.send_batch(good, validated=True)
+            advance(len(pending))
+
         for event in events:
-            try:
-                raw = validate(event)
-            except InvalidEvent:
-                report.invalid += 1
-                if send_invalid:
-                    producer.send_raw(orjson.dumps(event))
-                advance(1)
-                continue
-            report.sent += 1
-            if batch <= 1:
-                producer.send(raw, validated=True)
-            else:
-                pending.append(event)
-                if len(pending) >= batch:
-                    producer.send_batch(pending, validated=True)
-                    pending = []
-            advance(1)
+            pending.append(event)
+            if len(pending) >= max(batch, 1):
+                flush()
+                pending = []
         if pending:
-            producer.send_batch(pending, validated=True)
+            flush()
         producer.flush()
         report.acked, report.failed = producer.stats.acked, producer.stats.failed
     return report

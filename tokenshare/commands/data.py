@@ -55,9 +55,12 @@ def simulate(
         return
     from tokenshare.gc_policy import tune_for_throughput
     from tokenshare.producers.send import send_events
+    from tokenshare.streams.topics import ensure_topics
 
+    settings = ctx.settings()
+    ensure_topics(settings)  # else the first send waits a minute for a missing topic
     tune_for_throughput()
-    report = send_events(ctx.settings(), stream, total=events, batch=batch)
+    report = send_events(settings, stream, total=events, batch=batch)
     console.print(
         f"sent {report.sent:,} events, {report.invalid:,} invalid sent raw "
         f"for the dead-letter topic, acked {report.acked:,}"
@@ -78,6 +81,7 @@ def replay(ctx: Context, source: Path, batch: int) -> None:
     from tokenshare.gc_policy import tune_for_throughput
     from tokenshare.producers.kafka_producer import EventProducer
     from tokenshare.producers.replay import replay as run_replay
+    from tokenshare.streams.topics import ensure_topics
 
     settings = ctx.settings()
     if str(source) != "-" and not source.exists():
@@ -90,6 +94,7 @@ def replay(ctx: Context, source: Path, batch: int) -> None:
             "start the local broker with `tokenshare stack up` or pass --bootstrap",
         )
     stream = sys.stdin.buffer if str(source) == "-" else source.open("rb")
+    ensure_topics(settings)  # else the first send waits a minute for a missing topic
     tune_for_throughput()
     with producer, progress_bar("replaying", None) as advance:
         report = run_replay(stream, producer, batch=batch, progress=advance)
