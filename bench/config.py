@@ -1,7 +1,8 @@
 """How big each measure is: the full run (`make bench`) and the CI smoke run.
 
 The full sizes keep `make bench` under 15 minutes on a 2-core machine: the
-throughput runs share one event set of 200k events, the slow Faust baselines
+throughput runs share one event set of 500k events (long enough that start-up
+and flush latencies stay small against the run), the slow Faust baselines
 get slices of it (their rates are still comparable), and the memory measure
 stops at the time budget if the machine cannot reach 5M events in time.
 """
@@ -29,7 +30,7 @@ TITLES: dict[str, str] = {
 class Sizes:
     runs: int = 3  # throughput figures are medians of this many runs
     seed: int = 11
-    events: int = 200_000  # the event set; batched throughput runs use all of it
+    events: int = 500_000  # the event set; batched throughput runs use all of it
     batch: int = 500  # events per message in batched runs
     single_events: int = 100_000  # single-event topics: the first events of the set
     faust_windowed_events: int = 10_000  # idiomatic Faust (~400 events/s)
