@@ -34,8 +34,9 @@ def lock_path(data_path: Path) -> Path:
 
 
 def data_path_of(dsn: str) -> Path:
-    """The folder of a ``chdb://`` DSN."""
-    return Path(dsn.removeprefix("chdb://"))
+    """The folder of a ``chdb://`` DSN; the engine options after ``?`` are not part of it
+    (``chdb:///data?config-file=/etc/chdb.xml`` is the folder ``/data``)."""
+    return Path(dsn.removeprefix("chdb://").partition("?")[0])
 
 
 class OwnerLock:

@@ -30,6 +30,7 @@ from tokenshare.faults import crash_point
 from tokenshare.schema.rows import RowBatch
 from tokenshare.settings import Settings
 from tokenshare.sinks.clickhouse import StoreError, connect, migrate
+from tokenshare.sinks.cluster import Cluster
 from tokenshare.sinks.owner import OwnerLock, data_path_of
 from tokenshare.sinks.query import ReadOnlySession, serve
 from tokenshare.sinks.raw_events import RawEventWriter
@@ -50,6 +51,84 @@ class _Pending:
     since: float = field(default_factory=time.monotonic)
 
 
+class _Commits:
+    """Offsets whose rows are stored, kept until a commit of them succeeds.
+
+    A failed commit loses nothing (the rows are stored; a re-read is dropped by the
+    writer's guards), but dropping its offsets would leave the group's lag up
+    until more rows happen to arrive on those partitions, and for a partition's
+    last rows that is never. So they are kept and the commit retried, with backoff.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, group: str) -> None:
+        self.consumer = consumer
+        self.group = group
+        self.offsets: dict[TopicPartition, int] = {}  # next offset to commit
+        self.failures = 0  # consecutive failed commits
+        self.retry_at = 0.0
+        self.failing_since = 0.0
+        self.warned = 0.0
+
+    def add(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            # max: after a rebalance a partition is re-read from its last commit,
+            # and those replays must not move a stored position back.
+            self.offsets[tp] = max(offset, self.offsets.get(tp, 0))
+
+    def due(self) -> bool:
+        return bool(self.offsets) and time.monotonic() >= self.retry_at
+
+    def commit(self) -> bool:
+        """Commit what is kept, for the partitions still assigned; True if done."""
+        assigned = self.consumer.assignment()
+        # A partition that moved to another store is re-read by its new owner from
+        # the last commit; committing it from here would race that owner.
+        self.offsets = {tp: o for tp, o in self.offsets.items() if tp in assigned}
+        if not self.offsets:
+            return True
+        try:
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(o, "", -1) for tp, o in self.offsets.items()}
+            )
+        except KafkaError as exc:
+            self._failed(exc)
+            return False
+        if self.failures:
+            log.info(
+                "offsets committed again after %d failed attempts over %.0f s",
+                self.failures,
+                time.monotonic() - self.failing_since,
+            )
+        self.offsets.clear()
+        self.failures = 0
+        return True
+
+    def _failed(self, exc: KafkaError) -> None:
+        now = time.monotonic()
+        if not self.failures:
+            self.failing_since = now
+        self.failures += 1
+        delay = min(0.5 * 2 ** min(self.failures, 5), 10.0)
+        self.retry_at = now + delay
+        # One warning when a streak starts, then one every 30 s while it lasts.
+        if self.failures > 1 and now - self.warned < 30:
+            return
+        self.warned = now
+        log.warning(
+            "offset commit failed (%s): the rows of %d partitions are stored but not "
+            "committed (failing for %.0f s, %d attempts); retrying in %.0f s. Nothing "
+            "is lost (a restart re-reads them and drops them as replays), but the "
+            "group's lag stays up until a commit succeeds; if this lasts, check that "
+            "the broker and the coordinator of group %s are reachable.",
+            exc,
+            len(self.offsets),
+            now - self.failing_since,
+            self.failures,
+            delay,
+            self.group,
+        )
+
+
 class Store:
     """Owns the ClickHouse writer and the rows consumer. Run with `run()`."""
 
@@ -64,8 +143,9 @@ class Store:
         if settings.embedded:
             self.lock = OwnerLock(data_path_of(settings.dsn))
             self.lock.acquire()
-        client = connect(settings.dsn)
-        migrate(client, settings.clickhouse_database)
+        cluster = Cluster.of(settings)
+        client = connect(settings.dsn, cluster=cluster)
+        migrate(client, settings.clickhouse_database, cluster)
         lateness = load_rules(settings.rules_file).lateness
         self.dead_letters = KafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -99,6 +179,7 @@ class Store:
             max_poll_records=500,
             **settings.kafka_client_options(),
         )
+        self.commits = _Commits(self.consumer, settings.store_group)
         self.consumer.subscribe(
             [settings.rows_topic, settings.alerts_topic, settings.shares_topic],
             listener=_Flusher(self),
@@ -124,6 +205,8 @@ class Store:
             pending.offsets and waited_ms >= self.settings.store_max_wait_ms
         ):
             self.flush()
+        elif self.commits.due():  # a failed commit, retried even with no new input
+            self.commits.commit()
 
     def _add(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
         pending = self._pending
@@ -144,12 +227,13 @@ class Store:
         pending.first.setdefault(tp, offset)
         pending.offsets[tp] = offset + 1
 
-    def flush(self) -> None:
+    def flush(self, commit: bool = True) -> None:
         """Insert pending rows, then commit their offsets (the checkpoint order).
 
         When ClickHouse fails, nothing is committed: the consumer is sent back
         to the first pending offsets and the same messages are read again
-        after a pause (the writer's guards make the repeat harmless).
+        after a pause (the writer's guards make the repeat harmless). With
+        `commit=False` the offsets wait for the next commit (see _Flusher).
         """
         pending, self._pending = self._pending, _Pending()
         if not pending.offsets:
@@ -172,13 +256,9 @@ class Store:
             self.stop_event.wait(min(0.5 * 2 ** min(self.failures, 5), 10.0))
             return
         self.failures = 0
-        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in pending.offsets.items()}
-        try:
-            self.consumer.commit(offsets)
-        except KafkaError as exc:
-            # The rows are stored; a later commit covers these offsets, and if none
-            # comes, the re-read is dropped by the writer's guards.
-            log.warning("offset commit failed (%s); continuing", exc)
+        self.commits.add(pending.offsets)
+        if commit:
+            self.commits.commit()
 
     def _dead_letter_conflicts(self, rows: list[dict[str, Any]]) -> None:
         """Same event id, same day, other figures: not the same event. Refused, with both."""
@@ -222,13 +302,20 @@ class Store:
 
 
 class _Flusher(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Write and commit what was read before partitions move to another store."""
+    """Write what was read before partitions move to another store.
+
+    kafka-python 3 calls this listener on its IO thread, where a blocking
+    consumer call (commit) raises RuntimeError; so the offsets are only kept
+    here and committed by the poll loop, for the partitions still assigned. A
+    partition that moved is re-read by its new owner from its last commit, and
+    the writer's guards (reloaded on assignment) drop what was already stored.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.store.flush()
+        self.store.flush(commit=False)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # Another store may have written these partitions' rows meanwhile.

@@ -133,10 +133,15 @@ class IngestService(Service):
                     await self.handle(records)
                     failures = 0
                 except KafkaError as exc:
-                    # Broker away or a send timed out: nothing of this batch is
-                    # committed, so read it again from its first offsets.
+                    # Broker away, a send timed out, or the commit failed after the
+                    # rows went out: nothing of this batch is committed, so read it
+                    # again from its first offsets (the store drops rows it has).
                     failures += 1
-                    log.error("batch not forwarded (%s); retrying from its first offsets", exc)
+                    log.error(
+                        "batch not forwarded or not committed (%s); re-reading it from its "
+                        "first offsets",
+                        exc,
+                    )
                     assigned = self.consumer.assignment()
                     for tp, batch in records.items():
                         if tp in assigned:  # a moved partition is re-read by its new owner

@@ -74,3 +74,20 @@ def bad_inputs() -> list[tuple[str, bytes]]:
         ("bad slug", orjson.dumps({**good, "event_id": "bad-10", "model": "no slash here"})),
         ("truncated array", b'[{"event_id": "bad-11", "model": "a/b"'),
     ]
+
+
+def crossover_alert() -> dict[str, Any]:
+    return {
+        "alert_id": "crossover-test-1",
+        "rule": "crossover",
+        "status": "final",
+        "dimension": "origin_bloc",
+        "measure": "tokens",
+        "window_kind": "iso_week",
+        "window_start": "2026-02-09",
+        "window_end": "2026-02-16",
+        "window_label": "2026-W07",
+        "subject": "China over US",
+        "text": "China overtook US",
+        "details": {"leader": "China", "overtaken": "US", "margin_pp": 1.5},
+    }

@@ -1,5 +1,18 @@
 """A TCP proxy for network faults between Kafka clients and the broker:
-latency with jitter on every chunk, and connection resets on demand."""
+latency with jitter on every chunk, and connection resets on demand.
+
+It injects only those faults. Two things a naive proxy adds by accident, and
+that Kafka clients only notice after their request timeout (30 s, 305 s for a
+JoinGroup), are avoided on purpose:
+
+- an idle timeout: the upstream socket must not keep the connect timeout, or a
+  reply the broker holds back for more than that (a JoinGroup waiting for a
+  rebalance, a slow reply on a loaded machine) silently kills the connection;
+- half-open connections: closing a socket another thread is blocked reading
+  does not wake that thread on Linux, and the kernel keeps the connection open
+  (no FIN, no RST) until the read returns. Each end is therefore shut down for
+  reading first, which wakes both pump threads, and only then closed.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +24,21 @@ import threading
 import time
 
 
+class _Pair:
+    """A client connection and its upstream connection, torn down together."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.socks = (client, upstream)
+
+    def end(self, reset: bool = False) -> None:
+        """Wake both pumps; with `reset`, their close sends RST instead of FIN."""
+        for s in self.socks:
+            with contextlib.suppress(OSError):
+                if reset:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RD)  # sends nothing; a blocked recv() returns b""
+
+
 class FaultyLink:
     def __init__(self, listen_port: int, upstream_port: int, seed: int = 1) -> None:
         self.listen_port = listen_port
@@ -19,7 +47,7 @@ class FaultyLink:
         self.jitter_s = 0.0
         self.resets = 0
         self._rnd = random.Random(seed)
-        self._conns: list[socket.socket] = []
+        self._pairs: list[_Pair] = []
         self._lock = threading.Lock()
         self._server = socket.create_server(("127.0.0.1", listen_port), reuse_port=False)
         self._stop = threading.Event()
@@ -37,12 +65,15 @@ class FaultyLink:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # 5 s was for connecting, not an idle timeout
+            client.settimeout(None)
+            pair = _Pair(client, upstream)
             with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                self._pairs.append(pair)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(pair, src, dst), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -55,20 +86,21 @@ class FaultyLink:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.close()
+            # One direction ended (EOF, error or reset): end the other one too, so
+            # neither end is left waiting on a connection that is gone.
+            pair.end()
+            with self._lock, contextlib.suppress(ValueError):
+                self._pairs.remove(pair)
+            # Each socket is the source of exactly one pump: closed once, by it.
+            with contextlib.suppress(OSError):
+                src.close()
 
     def reset_all(self) -> None:
-        """Abort every open connection with a TCP RST (SO_LINGER 0)."""
+        """Abort every open connection with a TCP RST (SO_LINGER 0), both ends."""
         with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                s.close()
-            except OSError:
-                pass
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            pair.end(reset=True)
         self.resets += 1
 
     def close(self) -> None:

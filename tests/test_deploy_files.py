@@ -25,7 +25,7 @@ import yaml
 from clickhouse_connect.driver.client import Client
 from pydantic_settings import BaseSettings
 
-from tests.factories import event
+from tests.factories import crossover_alert, event
 from tokenshare.cli import main
 from tokenshare.schema.catalog import Catalog
 from tokenshare.schema.wire import encode
@@ -452,23 +452,6 @@ def expand(sql: str, variables: dict[str, str], database: str) -> str:
         sql = re.sub(pattern, replacement, sql)
     assert "$" not in sql, f"unexpanded macro or variable in: {sql}"
     return re.sub(r"\btokenshare\.", f"{database}.", sql)
-
-
-def crossover_alert() -> dict[str, Any]:
-    return {
-        "alert_id": "crossover-test-1",
-        "rule": "crossover",
-        "status": "final",
-        "dimension": "origin_bloc",
-        "measure": "tokens",
-        "window_kind": "iso_week",
-        "window_start": "2026-02-09",
-        "window_end": "2026-02-16",
-        "window_label": "2026-W07",
-        "subject": "China over US",
-        "text": "China overtook US",
-        "details": {"leader": "China", "overtaken": "US", "margin_pp": 1.5},
-    }
 
 
 def test_dashboard_clickhouse_queries_run(ch_client: Client, database: str) -> None:

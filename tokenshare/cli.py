@@ -65,11 +65,11 @@ def main(
 
 
 def _register() -> None:
-    from tokenshare.commands import analyst, data, doctor, pipeline, query
+    from tokenshare.commands import analyst, clickhouse, data, doctor, pipeline, query
     from tokenshare.localstack.cli import stack
 
     main.add_command(stack)
-    for module in (pipeline, data, query, doctor, analyst):
+    for module in (pipeline, clickhouse, data, query, doctor, analyst):
         for command in module.COMMANDS:
             main.add_command(command)
     __import__("tokenshare.producers.adapters.cli", fromlist=["register"]).register(main)

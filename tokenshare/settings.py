@@ -140,6 +140,18 @@ class Settings(BaseSettings):
     #: ``chdb:///abs/path`` (embedded, one owning process) or ``http(s)://user:pw@host:port``.
     clickhouse_dsn: str = ""
     clickhouse_database: str = Field(default="tokenshare", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    #: A cluster of the servers' <remote_servers>: the schema becomes local tables on
+    #: every node plus Distributed tables of the same names (sinks/cluster.py), and
+    #: inserts wait until every shard stored its rows. Empty: a single node. Chosen
+    #: before the first migration; existing tables are never converted.
+    clickhouse_cluster: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_-]{0,99})?$")
+    #: Cluster mode: local tables use Replicated* engines (Keeper, the {shard} and
+    #: {replica} macros on every node). False: sharded only, plain engines.
+    clickhouse_replicated: bool = True
+    #: Cluster mode: DDL carries ON CLUSTER and runs once, through distributed DDL.
+    #: False: DDL applies to the connected node only; run `tokenshare migrate` (or
+    #: start a store) against every node in turn.
+    clickhouse_on_cluster: bool = True
 
     # --- worker (streams/) -------------------------------------------------------
     worker_id: str = "tokenshare"

@@ -28,18 +28,36 @@ GRANT SELECT(src_topic, src_partition, src_offset, src_index, event_id, day, id_
     ON tokenshare.raw_events TO tokenshare_ingest;
 GRANT SELECT ON tokenshare.partition_watermarks TO tokenshare_ingest;
 GRANT SELECT ON tokenshare.schema_migrations TO tokenshare_ingest;
+-- Cluster mode (TOKENSHARE_CLICKHOUSE_CLUSTER): each table above is a Distributed
+-- table over <table>_local, and inserts and reads reach the local tables as the
+-- same user. (Single node: these name tables that never exist, which is harmless.)
+GRANT INSERT ON tokenshare.raw_events_local TO tokenshare_ingest;
+GRANT INSERT ON tokenshare.alerts_local TO tokenshare_ingest;
+GRANT INSERT ON tokenshare.share_snapshots_local TO tokenshare_ingest;
+GRANT INSERT ON tokenshare.late_events_local TO tokenshare_ingest;
+GRANT SELECT(src_topic, src_partition, src_offset, src_index, event_id, day, id_hash)
+    ON tokenshare.raw_events_local TO tokenshare_ingest;
+GRANT SELECT ON tokenshare.partition_watermarks_local TO tokenshare_ingest;
 
 -- The worker's share stage reads the day sums (through the same query path
 -- as analysts).
 CREATE ROLE IF NOT EXISTS tokenshare_shares SETTINGS PROFILE 'tokenshare_analyst_profile';
 GRANT SELECT ON tokenshare.daily_rollup TO tokenshare_shares;
 GRANT SELECT ON tokenshare.partition_watermarks TO tokenshare_shares;
+GRANT SELECT ON tokenshare.daily_rollup_local TO tokenshare_shares;
+GRANT SELECT ON tokenshare.partition_watermarks_local TO tokenshare_shares;
 
--- Migrations: the schema owner, used by a one-off `tokenshare store` run
--- after an upgrade.
+-- Migrations: the schema owner, used by the stores (they migrate on start) or a
+-- one-off `tokenshare migrate` after an upgrade.
 CREATE ROLE IF NOT EXISTS tokenshare_admin;
 GRANT CREATE, ALTER, DROP, INSERT, SELECT ON tokenshare.* TO tokenshare_admin;
 GRANT CREATE DATABASE ON tokenshare.* TO tokenshare_admin;
+-- Cluster mode: ON CLUSTER statements need the CLUSTER privilege (servers default to
+-- access_control_improvements.on_cluster_queries_require_cluster_grant), and the
+-- migration first checks the cluster and this node's macros.
+GRANT CLUSTER ON *.* TO tokenshare_admin;
+GRANT SELECT ON system.clusters TO tokenshare_admin;
+GRANT SELECT ON system.macros TO tokenshare_admin;
 
 CREATE USER IF NOT EXISTS tokenshare_analyst IDENTIFIED WITH sha256_password BY '${TOKENSHARE_ANALYST_PASSWORD}'
     DEFAULT ROLE tokenshare_analyst;

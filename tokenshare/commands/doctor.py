@@ -7,6 +7,7 @@ import sys
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import click
 from rich.console import Console
@@ -164,10 +165,44 @@ def _clickhouse(s: Settings) -> list[Finding]:
             "schema",
             WARN if missing else OK,
             f"missing migrations {missing}" if missing else f"{len(applied)} migrations applied",
-            "restart `tokenshare store`: it applies them" if missing else "",
+            "restart `tokenshare store` or run `tokenshare migrate`" if missing else "",
         )
     )
-    return out
+    return [*out, *_cluster(s)]
+
+
+def _cluster(s: Settings) -> list[Finding]:
+    """The ClickHouse mode, and whether the server and the tables fit it."""
+    from tokenshare.sinks.clickhouse import shipped_tables
+    from tokenshare.sinks.cluster import Cluster, Problem, inspect, shape_problems
+    from tokenshare.sinks.query import run_query
+
+    def query(sql: str, parameters: dict[str, Any]) -> list[list[Any]]:
+        return run_query(s, sql, parameters).rows
+
+    cluster = Cluster.of(s)
+    db = s.clickhouse_database
+    try:
+        view = inspect(query, cluster) if cluster else None
+        problems: list[Problem] = view.problems(cluster) if cluster and view else []
+        problems += shape_problems(query, db, cluster, shipped_tables(db))
+    except Exception as exc:  # any driver or transport error means the same to the operator
+        return [
+            Finding(
+                "ClickHouse mode",
+                FAIL,
+                str(exc).splitlines()[0][:200],
+                "grant SELECT on system.clusters, system.macros and system.tables",
+            )
+        ]
+    if cluster is None or view is None:
+        mode = "single node (TOKENSHARE_CLICKHOUSE_CLUSTER is empty)"
+    else:
+        mode = f"{cluster.describe()}; {view.shards} shard(s), {view.replicas} replica(s) in all"
+    return [
+        Finding("ClickHouse mode", FAIL if problems else OK, mode),
+        *(Finding("ClickHouse cluster", FAIL, p.detail, p.fix) for p in problems),
+    ]
 
 
 def _worker(s: Settings) -> list[Finding]:

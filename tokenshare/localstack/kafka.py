@@ -142,8 +142,14 @@ def _port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool
 
 
 def _new_cluster_id() -> str:
-    """A Kafka ``Uuid`` as text: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka ``Uuid`` as text: 16 random bytes, URL-safe base64 without padding.
+
+    Never one starting with '-' (1 in 64): the storage tool would read it as an
+    option and fail to format ("expected one argument")."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 _SCRAM_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
