@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from tokenshare.settings import Settings
+
+log = logging.getLogger("tokenshare.topics")
+
+
+class KafkaUnavailable(KafkaError):  # type: ignore[misc]
+    """The broker could not be reached in time; the message says what to do."""
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -35,11 +44,41 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create missing topics; returns the names created."""
+def ensure_topics(settings: Settings, wait_s: float = 0.0) -> list[str]:
+    """Create missing topics; returns the names created.
+
+    With `wait_s`, an unreachable broker is retried for that long: a worker or
+    store (re)started during a broker restart waits for it instead of exiting.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            return _create_missing(settings)
+        except KafkaError as exc:
+            if time.monotonic() + delay > deadline:
+                raise KafkaUnavailable(
+                    f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); waited "
+                    f"{wait_s:.0f} s. Start the broker (`tokenshare stack up` locally) or "
+                    "fix --bootstrap / TOKENSHARE_KAFKA_BOOTSTRAP"
+                ) from exc
+            log.warning(
+                "Kafka at %s not reachable (%s); retrying in %.1f s",
+                settings.kafka_bootstrap,
+                exc,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _create_missing(settings: Settings) -> list[str]:
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"{settings.worker_id}-admin",
+        # Fail an attempt in seconds: ensure_topics decides how long to keep trying.
+        bootstrap_timeout_ms=5_000,
+        reconnect_backoff_max_ms=1_000,
         **settings.kafka_client_options(),
     )
     try:

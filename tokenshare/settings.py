@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=7)
     kafka: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    #: How long a starting worker or store waits for an unreachable broker (a broker
+    #: restart or rolling upgrade) before it exits with an error.
+    kafka_startup_wait_s: float = Field(default=120.0, ge=0)
 
     # --- ClickHouse ------------------------------------------------------------
     #: ``chdb:///abs/path`` (embedded, one owning process) or ``http(s)://user:pw@host:port``.

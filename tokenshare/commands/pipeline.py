@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from tokenshare.cli import Context, console, fail
+
+if TYPE_CHECKING:
+    from tokenshare.settings import Settings
 
 
 @click.command()
@@ -41,10 +46,9 @@ def worker(ctx: Context, loglevel: str, web_port: int | None) -> None:
     Run several to share the partitions; each needs its own --web-port.
     """
     from tokenshare.streams.app import run_worker
-    from tokenshare.streams.topics import ensure_topics
 
     settings = ctx.settings(**({"worker_web_port": web_port} if web_port else {}))
-    ensure_topics(settings)
+    _wait_for_topics(settings)
     run_worker(settings, loglevel=loglevel)
 
 
@@ -62,11 +66,10 @@ def store(ctx: Context, query_port: int | None) -> None:
     from tokenshare.gc_policy import tune_for_throughput
     from tokenshare.sinks.owner import StoreBusy
     from tokenshare.sinks.store import Store
-    from tokenshare.streams.topics import ensure_topics
 
     settings = ctx.settings(**({"store_query_port": query_port} if query_port is not None else {}))
     logs.setup("store", settings.log_format, logging.INFO)
-    ensure_topics(settings)
+    _wait_for_topics(settings)
     try:
         runner = Store(settings)
     except StoreBusy as exc:
@@ -77,6 +80,15 @@ def store(ctx: Context, query_port: int | None) -> None:
         f"store writing {settings.clickhouse_database} at {settings.dsn}; SQL at {runner.query_url}"
     )
     runner.run()
+
+
+def _wait_for_topics(settings: Settings) -> None:
+    from tokenshare.streams.topics import KafkaUnavailable, ensure_topics
+
+    try:
+        ensure_topics(settings, wait_s=settings.kafka_startup_wait_s)
+    except KafkaUnavailable as exc:
+        fail(str(exc), "start the broker, then this command again (a supervisor retries it)")
 
 
 @click.command()
