@@ -63,7 +63,6 @@ def store(ctx: Context, query_port: int | None) -> None:
     import logging
 
     from tokenshare import logs
-    from tokenshare.gc_policy import tune_for_throughput
     from tokenshare.sinks.owner import StoreBusy
     from tokenshare.sinks.store import Store
 
@@ -75,7 +74,6 @@ def store(ctx: Context, query_port: int | None) -> None:
     except StoreBusy as exc:
         fail(str(exc), "stop the other store (`tokenshare demo` stops its own) and retry")
     runner.install_signal_handlers()
-    tune_for_throughput()
     console.print(
         f"store writing {settings.clickhouse_database} at {settings.dsn}; SQL at {runner.query_url}"
     )
