@@ -35,7 +35,7 @@ lint: install  ## ruff
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy --strict
-	$(BIN)/mypy -p tokenshare
+	$(BIN)/mypy
 
 unit: install  ## tests that need no broker
 	$(BIN)/pytest -m "not integration"

@@ -11,9 +11,11 @@ arithmetic recomputed from its own parameters.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import math
 import re
+import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,13 @@ from tokenshare.streams.topics import topic_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
+
+
+def module_source(name: str) -> str:
+    """The source text of one of the project's modules, wherever its portion lives."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None, name
+    return Path(spec.origin).read_text()
 COMPOSE_FILE = DEPLOY / "compose" / "docker-compose.yml"
 K8S = DEPLOY / "k8s"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "tokenshare.json"
@@ -153,7 +162,7 @@ SECRET = yaml_docs(K8S / "secret.example.yaml")[0]
 
 def exported_metrics() -> set[str]:
     """Metric families a worker's /metrics serves (streams/metrics.py)."""
-    source = (ROOT / "streams" / "metrics.py").read_text()
+    source = module_source("tokenshare.streams.metrics")
     return set(re.findall(r"# TYPE (tokenshare_\w+) ", source))
 
 
@@ -334,11 +343,12 @@ def test_dockerfile_installs_the_project_on_python_311_slim() -> None:
     text = (DEPLOY / "docker" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert "pip wheel --wheel-dir /wheels ." in text and "install" in text
-    # tokenshare/<part> are links to top-level folders: each must be copied.
-    parts = [p.name for p in (ROOT / "tokenshare").iterdir() if p.is_symlink()]
-    assert parts
-    for part in parts:
-        assert re.search(rf"^COPY {part} \./{part}$", text, re.M), f"Dockerfile misses {part}/"
+    # The wheel is built from the roots pyproject.toml lists: each must be copied.
+    wheel = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    roots = {path.split("/")[0] for path in wheel["targets"]["wheel"]["only-include"]}
+    assert roots >= {"tokenshare", "producers", "streams", "sinks", "schema"}
+    for root in roots:
+        assert re.search(rf"^COPY {root} \./{root}$", text, re.M), f"Dockerfile misses {root}/"
     for service in SERVICES.values():
         if "build" in service:
             context = DEPLOY.joinpath("compose", service["build"]["context"]).resolve()
@@ -348,9 +358,9 @@ def test_dockerfile_installs_the_project_on_python_311_slim() -> None:
 
 def served_routes() -> dict[str, set[str]]:
     """HTTP GET paths each process serves, read from its source."""
-    app = (ROOT / "streams" / "app.py").read_text()
-    query = (ROOT / "sinks" / "query.py").read_text()
-    ingest = (ROOT / "producers" / "adapters" / "http_ingest.py").read_text()
+    app = module_source("tokenshare.streams.app")
+    query = module_source("tokenshare.sinks.query")
+    ingest = module_source("tokenshare.producers.adapters.http_ingest")
     return {
         "worker": set(re.findall(r'@app\.page\("([^"]+)"\)', app)),
         "store": set(re.findall(r'"(/\w+)"', query.split("def do_GET")[1].split("def _reply")[0])),
