@@ -47,6 +47,8 @@ def module_source(name: str) -> str:
     spec = importlib.util.find_spec(name)
     assert spec is not None and spec.origin is not None, name
     return Path(spec.origin).read_text()
+
+
 COMPOSE_FILE = DEPLOY / "compose" / "docker-compose.yml"
 K8S = DEPLOY / "k8s"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "tokenshare.json"
