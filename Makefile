@@ -30,21 +30,22 @@ install: system-deps $(STAMP)  ## venv with tokenshare and its dev tools
 demo: install  ## the main job: Kafka + worker + embedded ClickHouse + simulated market
 	$(BIN)/tokenshare demo
 
-lint: install  ## ruff
+lint: install  ## ruff, and the import contracts of pyproject.toml ([tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install  ## mypy --strict
 	$(BIN)/mypy
 
-unit: install  ## tests that need no broker
-	$(BIN)/pytest -m "not integration"
+unit: install  ## tests that need no broker (tests/unit, under a minute)
+	$(BIN)/pytest tests/unit
 
 test: install lint typecheck  ## lint, types, then every test against a real broker and ClickHouse
-	$(BIN)/pytest
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest
 
 reliability: install  ## the fault scenarios, rewriting the figures in tests/RELIABILITY.md
-	TOKENSHARE_RELIABILITY_REPORT=tests/RELIABILITY.md $(BIN)/pytest tests/test_reliability.py
+	TOKENSHARE_RELIABILITY_REPORT=tests/RELIABILITY.md $(BIN)/pytest tests/integration/end_to_end/test_reliability.py
 
 stack-up: install  ## start the local Kafka broker
 	$(BIN)/tokenshare stack up
@@ -62,8 +63,8 @@ FUZZ_SECONDS ?= 60
 fuzz: install  ## fuzz the events decoder for FUZZ_SECONDS (default 60); prints executions and crashes
 	$(BIN)/python -m tokenshare.bench.fuzz_decode -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
-soak: install  ## steady load through worker and store (TOKENSHARE_SOAK_SECONDS, default 600); writes tests/soak/last_run.json
-	TOKENSHARE_SOAK_REPORT=1 $(BIN)/pytest tests/soak -p no:cacheprovider
+soak: install  ## steady load through worker and store (TOKENSHARE_SOAK_SECONDS, default 600); writes tests/integration/soak/last_run.json
+	TOKENSHARE_SOAK_REPORT=1 $(BIN)/pytest tests/integration/soak -p no:cacheprovider
 
 .PHONY: bench
 bench: install  ## benchmarks (own Kafka broker, ratios against baselines, targets) -> bench/RESULTS.md

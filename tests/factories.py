@@ -1,8 +1,10 @@
-"""Events for tests: valid ones that vary, and one of every kind of bad input."""
+"""Events for tests (valid ones that vary, one of every kind of bad input, an alert) and
+unique names for what tests create (topics, databases, consumer groups)."""
 
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,10 @@ MODELS = [
     "google/gemini-2.5-flash", "x-ai/grok-4.1-fast", "mistralai/mistral-small-3.2-24b-instruct",
     "openrouter/hunter-alpha", "someone-new/unknown-model-7b",
 ]  # fmt: skip
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
 def event(i: int, *, seed: int = 0, **override: Any) -> dict[str, Any]:

@@ -1,3 +1,3 @@
-from tokenshare.cli import main
+from tokenshare.cli.main import main
 
 main()

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
 
+from tokenshare import kafka_clients
 from tokenshare.settings import Settings
 
 STATUS_STYLE = {"final": "bold magenta", "provisional": "yellow", "late_correction": "red"}
@@ -36,12 +36,11 @@ class AlertFeed:
         return self
 
     def _run(self) -> None:
-        consumer = KafkaConsumer(
+        consumer = kafka_clients.consumer(
+            self.settings,
             self.settings.alerts_topic,
-            bootstrap_servers=self.settings.kafka_bootstrap,
             auto_offset_reset="latest",
             enable_auto_commit=False,
-            **self.settings.kafka_client_options(),
         )
         try:
             while not self._stop.is_set():

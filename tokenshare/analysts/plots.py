@@ -23,7 +23,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from tokenshare.analysts.queries import (
-    MEASURES,
     ConcentrationPoint,
     Crossover,
     RetentionMatrix,
@@ -140,12 +139,11 @@ def _crossover_marks(
     table: ShareTable, dimension: str, measure: str, crossovers: Sequence[Crossover]
 ) -> tuple[list[tuple[date, str]], str]:
     """(week, "A > B") per crossover in the plotted weeks, and where they came from."""
-    alert_measure = MEASURES[measure][2]
     relevant = [
         c
         for c in crossovers
         if c.status == "final" and c.window_kind == "iso_week"
-        and c.dimension == dimension and c.measure == alert_measure
+        and c.dimension == dimension and c.measure == measure
     ]  # fmt: skip
     if relevant:
         weeks = set(table.periods)

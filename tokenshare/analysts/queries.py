@@ -16,20 +16,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from string import Template
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from tokenshare.schema.catalog import UNIDENTIFIED
-from tokenshare.streams.shares.model import DIMENSIONS
+from tokenshare.schema.vocabulary import (
+    ANALYST_MEASURES,
+    DIMENSIONS,
+    MEASURES,
+    RULES,
+    SHARE_COLUMNS,
+    STATUSES,
+    WINDOW_KINDS,
+)
 
 #: Runs one read-only statement with bound parameters; returns the rows.
 Query = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+Name = TypeVar("Name", bound=str)
 
-#: CLI measure -> (share column in weekly_shares/rolling_shares, total column, alert measure).
-MEASURES: dict[str, tuple[str, str, str]] = {
-    "tokens": ("token_share", "tokens", "tokens"),
-    "requests": ("request_share", "requests", "requests"),
-    "spend": ("spend_share", "spend_usd", "spend_usd"),
-}
 #: rolling? -> (view, its period column).
 SHARE_VIEWS: dict[bool, tuple[str, str]] = {
     False: ("weekly_shares", "week"),
@@ -37,9 +40,6 @@ SHARE_VIEWS: dict[bool, tuple[str, str]] = {
 }
 #: Whose retention -> view.
 RETENTION_VIEWS: dict[str, str] = {"apps": "app_retention", "users": "user_retention"}
-STATUSES = ("provisional", "final", "late_correction")
-RULES = ("crossover", "threshold", "concentration", "jump", "rank")
-WINDOW_KINDS = ("iso_week", "rolling_7d")
 
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -47,12 +47,13 @@ _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # --- allowlists --------------------------------------------------------------------
 
 
-def allowed(kind: str, value: str, options: Iterable[str]) -> str:
-    """`value` if it is one of `options`; otherwise a ValueError naming them all."""
+def allowed(kind: str, value: str, options: Iterable[Name]) -> Name:
+    """The one of `options` that `value` is; otherwise a ValueError naming them all."""
     choices = list(options)
-    if value not in choices:
-        raise ValueError(f"{kind} {value!r} is not allowed; use one of: {', '.join(choices)}")
-    return value
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ValueError(f"{kind} {value!r} is not allowed; use one of: {', '.join(choices)}")
 
 
 def database_name(name: str) -> str:
@@ -147,7 +148,7 @@ def weekly_shares(
     day and every 7 days before it (the freshest view, one column per week).
     """
     allowed("dimension", dimension, DIMENSIONS)
-    column = MEASURES[allowed("measure", measure, MEASURES)][0]
+    column = SHARE_COLUMNS[allowed("measure", measure, ANALYST_MEASURES)]
     view, period = SHARE_VIEWS[rolling]
     params: dict[str, Any] = {"dimension": dimension, "unidentified": UNIDENTIFIED}
     extra = _recent(period, weeks, params)
@@ -231,7 +232,7 @@ def crossovers(
         dimension=dimension and allowed("dimension", dimension, DIMENSIONS),
         status=status and allowed("status", status, STATUSES),
         window_kind=window_kind and allowed("window kind", window_kind, WINDOW_KINDS),
-        measure=measure and MEASURES[allowed("measure", measure, MEASURES)][2],
+        measure=measure and allowed("measure", measure, MEASURES),
     )
     sql = _sql(_CROSSOVERS_SQL.replace("$where", _where(filters)), db=database_name(database))
     rows = query(sql, {**filters, "limit": _positive("limit", limit)})
@@ -320,7 +321,7 @@ def top_values(
 ) -> list[TopValue]:
     """The largest values of `dimension` over the last `weeks` ISO weeks."""
     allowed("dimension", dimension, DIMENSIONS)
-    total = MEASURES[allowed("measure", measure, MEASURES)][1]
+    total = allowed("measure", measure, ANALYST_MEASURES)  # a column of the same name
     params: dict[str, Any] = {
         "dimension": dimension,
         "limit": _positive("limit", limit),

@@ -1,6 +1,6 @@
 """The local stack: a real single-node Apache Kafka broker (KRaft) for development and tests.
 
-``tokenshare stack up`` (see :mod:`tokenshare.localstack.cli`) or, from Python::
+``tokenshare stack up`` (see :mod:`tokenshare.cli.stack`) or, from Python::
 
     kafka = LocalKafka(Path(".tokenshare"))
     kafka.start()          # fetches the jars from Maven Central the first time

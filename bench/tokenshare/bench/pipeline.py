@@ -15,8 +15,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from tokenshare import kafka_clients
 from tokenshare.bench.env import BenchEnv
 from tokenshare.processes import wait_until
 from tokenshare.settings import Settings
@@ -35,9 +36,8 @@ class Pipeline:
         self.name = name
         self.store: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
-        bootstrap = settings.kafka_bootstrap
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"bench-{name}-watch")
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id=f"bench-{name}-watch")
+        self.admin = kafka_clients.admin(settings, client_id=f"bench-{name}-watch")
+        self.consumer = kafka_clients.consumer(settings, client_id=f"bench-{name}-watch")
         self.partitions = [
             TopicPartition(settings.events_topic, p) for p in range(settings.partitions)
         ]

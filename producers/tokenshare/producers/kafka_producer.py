@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
 
+from tokenshare import kafka_clients
 from tokenshare.schema.wire import Rejected, decode_message
 from tokenshare.settings import Settings
 
@@ -78,19 +78,15 @@ class EventProducer:
         self.stats = SendStats()
         self._on_ack = on_ack
         options: dict[str, Any] = {
-            "bootstrap_servers": settings.kafka_bootstrap,
             "client_id": f"{settings.worker_id}-producer",
-            "acks": "all",
-            "enable_idempotence": True,
             "linger_ms": 20,
             "batch_size": 1024 * 1024,
             "max_request_size": settings.max_message_bytes,
             "retries": 2**31 - 1,  # with idempotence, retries cannot duplicate
             "delivery_timeout_ms": 120_000,
-            **settings.kafka_client_options(),
             **overrides,
         }
-        self._client = KafkaProducer(**options)
+        self._client = kafka_clients.producer(settings, **options)  # acks=all, idempotent
 
     def send(self, event: Mapping[str, Any] | bytes, *, validated: bool = False) -> None:
         """Send one event as one message, keyed by event id (its repeats share a partition)."""

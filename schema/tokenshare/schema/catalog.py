@@ -28,10 +28,6 @@ from pydantic import (
 )
 
 UNIDENTIFIED = "unidentified"
-#: Catalog-derived dimensions (fields of ModelInfo) that shares can be grouped by.
-DIMENSIONS: tuple[str, ...] = (
-    "origin_bloc", "origin_country", "author", "model", "weights", "size_class", "reasoning",
-)  # fmt: skip
 
 #: The shipped catalog.
 DEFAULT_PATH = Path(__file__).with_name("model_catalog.json")
@@ -92,7 +88,10 @@ def size_class_of(params_b: float | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """What the catalog says about one slug. Shared between lookups: never mutate."""
+    """What the catalog says about one slug. Shared between lookups: never mutate.
+
+    Every ``vocabulary.CATALOG_DIMENSIONS`` is a field of it.
+    """
 
     model: str  # canonical catalog slug, or the normalised input slug when unknown
     author: str  # slug prefix (stable key, e.g. "deepseek"); display name is `lab`

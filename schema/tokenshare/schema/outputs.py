@@ -4,37 +4,140 @@
 also the ledger of what has fired: consumers may de-duplicate on alert_id.
 `<prefix>.shares`: one `ShareSnapshot` per (window, dimension, measure) when
 its figures change, key = "<window_kind>|<dimension>|<measure>".
+
+These models are the run-time types too: the share stage and the worker build
+them, the store decodes them, so what is published is what was validated.
+Every message names its window by kind, start, end and label; the label is
+derived from the other three by `Window.label` and checked on decoding.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tokenshare.schema.vocabulary import (
+    AlertDimension,
+    Dimension,
+    Measure,
+    Rule,
+    Status,
+    WindowKind,
+)
+
+ONE_WEEK = timedelta(days=7)
 
 
-class AlertMessage(BaseModel):
+@dataclass(frozen=True, slots=True, order=True)
+class Window:
+    """Days [start, end) in UTC. ISO weeks start on Monday; rolling windows end each day."""
+
+    start: date
+    end: date
+    kind: WindowKind
+
+    @classmethod
+    def iso_week(cls, day: date) -> Window:
+        """The ISO week (Monday to Sunday) holding `day`."""
+        monday = day - timedelta(days=day.weekday())
+        return cls(monday, monday + ONE_WEEK, "iso_week")
+
+    @property
+    def label(self) -> str:
+        """``2026-W07`` for an ISO week, ``2026-02-09..2026-02-15`` (last day included)
+        for a rolling window."""
+        if self.kind == "iso_week":
+            year, week, _ = self.start.isocalendar()
+            return f"{year}-W{week:02d}"
+        return f"{self.start.isoformat()}..{(self.end - timedelta(days=1)).isoformat()}"
+
+
+class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alert_id: str = Field(description="Stable id: same finding about the same window, same id.")
-    rule: Literal["crossover", "threshold", "concentration", "jump", "rank", "dead_letter_breaker"]
-    status: Literal["provisional", "final", "late_correction"] = Field(
-        description="provisional: the window is still open; final: it closed; "
-        "late_correction: data later than the allowed lateness changed a closed window."
-    )
-    dimension: str
-    measure: Literal["tokens", "prompt_tokens", "completion_tokens", "requests", "spend_usd"]
-    window_kind: Literal["iso_week", "rolling_7d"]
+    def encode(self) -> bytes:
+        """The message value as published (JSON)."""
+        return orjson.dumps(self.model_dump())
+
+    @classmethod
+    def decode(cls, value: bytes) -> Self:
+        """A published message value, validated; a pydantic ValidationError (a
+        ValueError) when it does not follow the contract."""
+        return cls.model_validate_json(value)
+
+
+class _Windowed(_Message):
+    window_kind: WindowKind
     window_start: date
     window_end: date = Field(description="Exclusive.")
     window_label: str = Field(description="e.g. 2026-W07 or 2026-02-09..2026-02-15")
+
+    @property
+    def window(self) -> Window:
+        return Window(self.window_start, self.window_end, self.window_kind)
+
+    @model_validator(mode="after")
+    def _label_names_the_window(self) -> Self:
+        if self.window_label != self.window.label:
+            raise ValueError(
+                f"window_label {self.window_label!r} does not name the window "
+                f"{self.window_kind} {self.window_start}..{self.window_end} "
+                f"({self.window.label!r})"
+            )
+        return self
+
+
+class AlertMessage(_Windowed):
+    alert_id: str = Field(description="Stable id: same finding about the same window, same id.")
+    rule: Rule
+    status: Status = Field(
+        description="provisional: the window is still open; final: it closed; "
+        "late_correction: data later than the allowed lateness changed a closed window."
+    )
+    dimension: AlertDimension = Field(
+        description="The dimension shared out; 'input' for alerts about the input stream."
+    )
+    measure: Measure
     subject: str = Field(description="What the alert is about, e.g. 'China>US'.")
     text: str = Field(description="One human-readable line.")
     details: dict[str, Any] = Field(
         description="Rule-specific figures; crossovers: leader, overtaken, share_before, "
         "share_after, total_after, margin_pp, first_lead_window, window_before."
     )
+
+    @classmethod
+    def about(
+        cls,
+        window: Window,
+        *,
+        alert_id: str,
+        rule: Rule,
+        status: Status,
+        dimension: AlertDimension,
+        measure: Measure,
+        subject: str,
+        text: str,
+        details: dict[str, Any],
+    ) -> AlertMessage:
+        """The alert about `window` (its kind, start, end and label filled in)."""
+        return cls(
+            window_kind=window.kind,
+            window_start=window.start,
+            window_end=window.end,
+            window_label=window.label,
+            alert_id=alert_id,
+            rule=rule,
+            status=status,
+            dimension=dimension,
+            measure=measure,
+            subject=subject,
+            text=text,
+            details=details,
+        )
 
 
 class ShareValue(BaseModel):
@@ -48,15 +151,38 @@ class ShareValue(BaseModel):
     )
 
 
-class ShareSnapshot(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    window_kind: Literal["iso_week", "rolling_7d"]
-    window_start: date
-    window_end: date
-    window_label: str
-    dimension: str
-    measure: str
+class ShareSnapshot(_Windowed):
+    dimension: Dimension
+    measure: Measure
     final: bool
     computed_at: datetime
     values: list[ShareValue]
+
+    @classmethod
+    def about(
+        cls,
+        window: Window,
+        *,
+        dimension: Dimension,
+        measure: Measure,
+        final: bool,
+        computed_at: datetime,
+        values: list[ShareValue],
+    ) -> ShareSnapshot:
+        """The snapshot of `window` (its kind, start, end and label filled in)."""
+        return cls(
+            window_kind=window.kind,
+            window_start=window.start,
+            window_end=window.end,
+            window_label=window.label,
+            dimension=dimension,
+            measure=measure,
+            final=final,
+            computed_at=computed_at,
+            values=values,
+        )
+
+    @property
+    def key(self) -> str:
+        """The message key on the shares topic."""
+        return f"{self.window_kind}|{self.dimension}|{self.measure}"

@@ -10,6 +10,7 @@ costs the dead-letter topic that event and nothing else.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -25,9 +26,15 @@ from tokenshare.schema.event import (
     rule_violations,
 )
 
-_ONE = TypeAdapter(EventFields)
-_MANY = TypeAdapter(list[EventFields])
 _WHITESPACE = b" \t\r\n"
+
+
+@functools.cache
+def _adapters(
+    model: type[EventFields],
+) -> tuple[TypeAdapter[EventFields], TypeAdapter[list[EventFields]]]:
+    """Validators of one event and of an array of them (built once per model)."""
+    return TypeAdapter(model), TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +71,13 @@ def decode(value: bytes | None, max_bytes: int) -> tuple[list[EventFields], list
     return decoded.events, decoded.rejected
 
 
-def decode_message(value: bytes | None, max_bytes: int) -> Decoded:
-    """Decode one message value: fields in one Rust call, then the batch rules."""
+def decode_message(
+    value: bytes | None, max_bytes: int, model: type[EventFields] = EventFields
+) -> Decoded:
+    """Decode one message value: fields in one Rust call, then the batch rules.
+
+    ``model`` is the event class to build (an EventFields subclass such as TokenEvent,
+    whose validators also normalise, for callers that re-encode what they accept)."""
     if value is None:
         return Decoded(
             rejected=[Rejected("empty message (tombstone): expected a JSON event or array", b"")]
@@ -73,18 +85,19 @@ def decode_message(value: bytes | None, max_bytes: int) -> Decoded:
     if len(value) > max_bytes:
         reason = f"message of {len(value)} bytes exceeds the {max_bytes}-byte limit"
         return Decoded(rejected=[Rejected(reason, value)])
+    one, many = _adapters(model)
     head = value.lstrip(_WHITESPACE)[:1]
     if head == b"[":
         try:
-            events = _MANY.validate_json(value)
+            events = many.validate_json(value)
         except ValidationError:
-            return _decode_elements(value)
+            return _decode_elements(value, one)
         ts_ms = epoch_ms([e.ts for e in events])
         if rule_violations(events, ts_ms, latest_allowed_ms()):
-            return _decode_elements(value)  # rare: find the culprits one by one
+            return _decode_elements(value, one)  # rare: find the culprits one by one
         return Decoded(events, ts_ms)
     try:
-        event = _ONE.validate_json(value)
+        event = one.validate_json(value)
     except ValidationError as exc:
         return Decoded(rejected=[Rejected(describe(exc), value)])
     ts_ms = epoch_ms([event.ts])
@@ -93,7 +106,7 @@ def decode_message(value: bytes | None, max_bytes: int) -> Decoded:
     return Decoded([event], ts_ms)
 
 
-def _decode_elements(value: bytes) -> Decoded:
+def _decode_elements(value: bytes, one: TypeAdapter[EventFields]) -> Decoded:
     try:
         items = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -110,7 +123,7 @@ def _decode_elements(value: bytes) -> Decoded:
             )
             continue
         try:
-            event = _ONE.validate_json(raw)
+            event = one.validate_json(raw)
         except ValidationError as exc:
             out.rejected.append(Rejected(describe(exc), raw, i))
             continue

@@ -118,6 +118,20 @@ def serve(session: ReadOnlySession, port: int) -> ThreadingHTTPServer:
     return server
 
 
+class QueryServer:
+    """The store's read-only SQL endpoint: its own read-only engine session, served
+    on loopback while the store runs (``url``; published in the owner file)."""
+
+    def __init__(self, settings: Settings) -> None:
+        reader = connect(settings.dsn, readonly=True)
+        session = ReadOnlySession(reader, settings.clickhouse_database)
+        self._server = serve(session, settings.store_query_port)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
 def run_query(
     settings: Settings, sql: str, parameters: dict[str, Any] | None = None
 ) -> QueryResult:

@@ -11,6 +11,10 @@ more than once. Three guards make the table exactly-once:
    The lookup uses the ``by_event_id`` projection, ordered by (day, id hash).
 3. Insert token: a retried insert (timeout, lost reply) carries the same
    insert_deduplication_token, so ClickHouse drops the second copy.
+
+Rows of a day that was already final when they arrived are stored all the same
+and counted in ``late_events``, by the share stage's watermark rule
+(``tokenshare.watermark``).
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
 
 from tokenshare.faults import chance, failing
+from tokenshare.retry import RetryCallState, RetryPolicy, retrying
 from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
 from tokenshare.sinks.clickhouse import INSERT_SETTINGS, StoreError
+from tokenshare.watermark import WatermarkRule, read_progress
 
 Mark = tuple[int, int]
 #: Characters of event ids per lookup query: under ClickHouse's default
@@ -38,6 +44,9 @@ LOOKUP_CHARS = 200_000
 LOOKUP_CHUNK = 5_000
 MS_PER_DAY = 86_400_000
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Pauses between the attempts of one insert.
+INSERT_RETRY = RetryPolicy(first_s=0.2, max_s=10.0)
 
 
 @dataclass(slots=True)
@@ -57,11 +66,10 @@ class RawEventWriter:
     database: str
     retries: int = 4  # then the store re-reads from its last commit and tries again
     sleep: Callable[[float], None] = time.sleep
-    #: Rows of a day that closed more than this before them are counted as late.
-    lateness_ms: int = 86_400_000
+    #: The share stage's watermark rule: rows of days it held final are counted as
+    #: late. None: not counted (no share stage reads these rows).
+    watermark: WatermarkRule | None = None
     marks: dict[tuple[str, int], Mark] = field(default_factory=dict)
-    #: Greatest event time stored per source partition (epoch ms).
-    frontier: dict[tuple[str, int], int] = field(default_factory=dict)
     stats: WriteStats = field(default_factory=WriteStats)
     #: Receives rows refused as conflicting repeats (the store dead-letters them).
     on_conflicts: Callable[[list[dict[str, Any]]], None] = lambda rows: None
@@ -77,13 +85,6 @@ class RawEventWriter:
             "GROUP BY src_topic, src_partition"
         ).result_rows
         self.marks = {(t, int(p)): (int(m[0]), int(m[1])) for t, p, m in rows}
-        self.frontier = {
-            (t, int(p)): int(ms)
-            for t, p, ms in self.client.query(
-                f"SELECT src_topic, src_partition, toUnixTimestamp64Milli(max(max_ts)) "
-                f"FROM {self.database}.partition_watermarks GROUP BY src_topic, src_partition"
-            ).result_rows
-        }
 
     def write(self, batches: Sequence[RowBatch]) -> int:
         """Store what is new in `batches`; returns rows inserted. Raises StoreError."""
@@ -104,30 +105,34 @@ class RawEventWriter:
             # Reported before the insert: a crash in between reports them again, never not.
             self.on_conflicts([_row(columns, i) for i in conflicts])
             self.stats.conflicts += len(conflicts)
-        maxima: Iterable[tuple[tuple[str, int], int]] = (
-            ((b.src_topic, b.src_partition), max(b.columns["ts"])) for b in fresh
-        )
         if len(keep) < len(columns["event_id"]):
             self.stats.duplicates += len(columns["event_id"]) - len(keep) - len(conflicts)
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
-            maxima = _partition_times(columns)
         if columns["event_id"]:
-            late = self._late_days(columns)
+            mark = self.watermark_ms()  # as the share stage sees it before these rows
+            late = self._late_days(columns, mark)
             self._insert(columns, _token(fresh))
-            self._record_late(late)
-            self._advance_frontier(maxima)
+            self._record_late(late, mark)
         self.marks = marks  # only once the rows are durable
         inserted = len(columns["event_id"])
         self.stats.inserted += inserted
         return inserted
 
     def watermark_ms(self) -> int | None:
-        """The least per-partition event time minus the lateness (the share stage's rule)."""
-        return min(self.frontier.values()) - self.lateness_ms if self.frontier else None
+        """The share stage's watermark over what is stored now (epoch ms); None before
+        any row, or without a rule."""
+        if self.watermark is None:
+            return None
+        try:
+            progress = read_progress(lambda sql: self.client.query(sql).result_rows, self.database)
+        except Exception as exc:  # the driver's error types differ by backend
+            raise StoreError(f"cannot read the watermark from {self.database}: {exc}") from exc
+        mark = self.watermark.of(progress)
+        return None if mark is None else (mark - EPOCH) // timedelta(milliseconds=1)
 
-    def _late_days(self, columns: dict[str, list[Any]]) -> dict[int, list[int]]:
+    @staticmethod
+    def _late_days(columns: dict[str, list[Any]], mark: int | None) -> dict[int, list[int]]:
         """day -> [rows, tokens] of rows whose day had closed before they arrived."""
-        mark = self.watermark_ms()
         late: dict[int, list[int]] = {}
         if mark is None or (min(columns["ts"]) // MS_PER_DAY + 1) * MS_PER_DAY > mark:
             return late  # the usual case, decided without a loop over the rows
@@ -141,13 +146,13 @@ class RawEventWriter:
                 entry[1] += prompt + completion
         return late
 
-    def _record_late(self, late: dict[int, list[int]]) -> None:
-        if not late:
+    def _record_late(self, late: dict[int, list[int]], mark: int | None) -> None:
+        if not late or mark is None:
             return
         now = datetime.now(UTC)
-        mark = datetime.fromtimestamp((self.watermark_ms() or 0) / 1000, UTC)
+        at = EPOCH + timedelta(milliseconds=mark)
         rows = [
-            [now, date.fromordinal(EPOCH_ORDINAL + day), n, tokens, mark]
+            [now, date.fromordinal(EPOCH_ORDINAL + day), n, tokens, at]
             for day, (n, tokens) in sorted(late.items())
         ]
         self.client.insert(
@@ -157,12 +162,6 @@ class RawEventWriter:
             settings=INSERT_SETTINGS,
         )
         self.stats.late += sum(n for n, _ in late.values())
-
-    def _advance_frontier(self, times: Iterable[tuple[tuple[str, int], int]]) -> None:
-        """Raise each source partition's greatest stored event time."""
-        for key, ts in times:
-            if ts > self.frontier.get(key, -1):
-                self.frontier[key] = ts
 
     def _not_stored(self, columns: dict[str, list[Any]]) -> tuple[list[int], list[int]]:
         """(rows to insert, rows in conflict). A row repeating the stored event, or an
@@ -224,32 +223,37 @@ class RawEventWriter:
         return out
 
     def _insert(self, columns: dict[str, list[Any]], token: str) -> None:
+        """One insert, retried with the same token; StoreError once the attempts ran out."""
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
-        delay = 0.2
-        for attempt in range(self.retries + 1):
-            try:
-                if failing("store.down"):
-                    raise ConnectionError("injected fault: ClickHouse unavailable")
-                self.client.insert(
-                    self.table,
-                    [columns[c] for c in ROW_COLUMNS],
-                    column_names=list(ROW_COLUMNS),
-                    column_oriented=True,
-                    settings=settings,
-                )
-                self.stats.inserts += 1
-                if chance("store.lose_reply"):
-                    raise ConnectionError("injected fault: the insert's reply was lost")
-                return
-            except Exception as exc:  # driver errors vary by backend; retry them all
-                if attempt == self.retries:
-                    raise StoreError(
-                        f"insert into {self.table} failed {attempt + 1} times: {exc}. "
-                        "Rows stay uncommitted in Kafka and are retried on restart."
-                    ) from exc
-                self.stats.retries += 1
-                self.sleep(delay)
-                delay = min(delay * 2, 10.0)
+
+        def insert() -> None:
+            if failing("store.down"):
+                raise ConnectionError("injected fault: ClickHouse unavailable")
+            self.client.insert(
+                self.table,
+                [columns[c] for c in ROW_COLUMNS],
+                column_names=list(ROW_COLUMNS),
+                column_oriented=True,
+                settings=settings,
+            )
+            self.stats.inserts += 1
+            if chance("store.lose_reply"):
+                raise ConnectionError("injected fault: the insert's reply was lost")
+
+        def count(_: RetryCallState) -> None:
+            self.stats.retries += 1
+
+        attempts = self.retries + 1
+        try:
+            # Driver errors vary by backend: every one is retried.
+            retrying(
+                INSERT_RETRY, on=Exception, attempts=attempts, sleep=self.sleep, on_retry=count
+            )(insert)
+        except Exception as exc:
+            raise StoreError(
+                f"insert into {self.table} failed {attempts} times: {exc}. "
+                "Rows stay uncommitted in Kafka and are retried on restart."
+            ) from exc
 
 
 #: What must match for a repeated event id to be the same event.
@@ -303,13 +307,6 @@ def _fingerprint(columns: dict[str, list[Any]], i: int) -> tuple[Any, ...]:
 
 def _row(columns: dict[str, list[Any]], i: int) -> dict[str, Any]:
     return {name: values[i] for name, values in columns.items()}
-
-
-def _partition_times(columns: dict[str, list[Any]]) -> Iterator[tuple[tuple[str, int], int]]:
-    """((source topic, partition), event time) of every row: the slow path, for
-    the rare flush that dropped repeated events (else one max per RowBatch)."""
-    keys = zip(columns["src_topic"], columns["src_partition"], strict=True)
-    return zip(keys, columns["ts"], strict=True)
 
 
 def _concat(batches: Sequence[RowBatch]) -> dict[str, list[Any]]:

@@ -2,17 +2,19 @@
 
 Both tables are ReplacingMergeTree keyed by what identifies the record
 (alert id; window, dimension, measure, value), so a redelivered message
-replaces itself instead of adding a row.
+replaces itself instead of adding a row. They take the decoded, validated
+messages (``schema.outputs``), so a row always follows the contract.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from tokenshare.schema.outputs import AlertMessage, ShareSnapshot
 from tokenshare.sinks.clickhouse import INSERT_SETTINGS
 
 ALERT_COLUMNS = (
@@ -45,54 +47,50 @@ SNAPSHOT_COLUMNS = (
 )
 
 
-def _date(text: str) -> Any:
-    return datetime.fromisoformat(text).date()
-
-
-def write_alerts(client: Client, database: str, docs: list[dict[str, Any]]) -> None:
-    if not docs:
+def write_alerts(client: Client, database: str, alerts: Sequence[AlertMessage]) -> None:
+    if not alerts:
         return
     now = datetime.now(UTC)
     rows = [
         [
-            d["alert_id"],
-            d["rule"],
-            d["status"],
-            d["dimension"],
-            d["measure"],
-            d["window_kind"],
-            _date(d["window_start"]),
-            _date(d["window_end"]),
-            d["window_label"],
-            d["subject"],
-            d["text"],
-            orjson.dumps(d.get("details", {})).decode(),
+            a.alert_id,
+            a.rule,
+            a.status,
+            a.dimension,
+            a.measure,
+            a.window_kind,
+            a.window_start,
+            a.window_end,
+            a.window_label,
+            a.subject,
+            a.text,
+            orjson.dumps(a.details).decode(),
             now,
         ]
-        for d in docs
+        for a in alerts
     ]
     client.insert(
         f"{database}.alerts", rows, column_names=list(ALERT_COLUMNS), settings=INSERT_SETTINGS
     )
 
 
-def write_snapshots(client: Client, database: str, docs: list[dict[str, Any]]) -> None:
+def write_snapshots(client: Client, database: str, snapshots: Sequence[ShareSnapshot]) -> None:
     rows = [
         [
-            d["window_kind"],
-            _date(d["window_start"]),
-            _date(d["window_end"]),
-            d["dimension"],
-            d["measure"],
-            item["value"],
-            float(item["total"]),
-            float(item["share"]),
-            float(item["share_identified"]),
-            bool(d["final"]),
-            datetime.fromisoformat(d["computed_at"]),
+            s.window_kind,
+            s.window_start,
+            s.window_end,
+            s.dimension,
+            s.measure,
+            item.value,
+            item.total,
+            item.share,
+            item.share_identified,
+            s.final,
+            s.computed_at,
         ]
-        for d in docs
-        for item in d["values"]
+        for s in snapshots
+        for item in s.values
     ]
     if rows:
         client.insert(

@@ -11,6 +11,10 @@ Web endpoint (127.0.0.1:<worker_web_port>):
     /shares   current shares of the open windows (JSON)
     /alerts   the most recent alerts (JSON)
     /metrics  Prometheus text format
+
+The app wires the worker's own parts; what lies outside streams comes in as
+arguments: `query` reads the store (the `tokenshare worker` command passes the
+store's read-only SQL).
 """
 
 from __future__ import annotations
@@ -20,27 +24,27 @@ import logging
 import faust
 from faust.web import Request, Response, View
 
+from tokenshare import kafka_clients
 from tokenshare.gc_policy import tune_for_throughput
 from tokenshare.logs import handler
 from tokenshare.schema.catalog import Catalog
 from tokenshare.settings import Settings
 from tokenshare.streams.ingest import IngestService
 from tokenshare.streams.metrics import render_metrics
+from tokenshare.streams.shares.engine import Query
 from tokenshare.streams.shares.service import ShareService
 
 log = logging.getLogger("tokenshare.worker")
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, query: Query) -> faust.App:
     app = faust.App(
         settings.worker_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        **settings.kafka_client_options("faust"),  # broker_credentials (SASL/TLS)
+        **kafka_clients.faust_broker(settings),  # URL, credentials (SASL/TLS), acks=all
         datadir=str(settings.home / "faust"),
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        producer_acks=-1,
         web_host="127.0.0.1",
         web_bind=settings.worker_web_bind,
         web_port=settings.worker_web_port,
@@ -50,7 +54,7 @@ def create_app(settings: Settings) -> faust.App:
         loghandlers=[handler("worker", settings.log_format)],
     )
     ingest = IngestService(settings, Catalog.load())
-    shares = ShareService(settings)
+    shares = ShareService(settings, query)
     # Faust accepts service instances as well as classes here.
     app.service(ingest)  # type: ignore[arg-type]
     app.service(shares)  # type: ignore[arg-type]
@@ -121,9 +125,9 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def run_worker(settings: Settings, loglevel: str = "warning") -> None:
-    """Run a worker in this process until SIGTERM/SIGINT."""
-    app = create_app(settings)
+def run_worker(settings: Settings, query: Query, loglevel: str = "warning") -> None:
+    """Run a worker in this process until SIGTERM/SIGINT; `query` reads the store."""
+    app = create_app(settings, query)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     tune_for_throughput()
     worker.execute_from_commandline()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenshare.schema.catalog import Catalog
+from tokenshare.schema.dead_letter import DeadLetter
 from tokenshare.schema.event import EventFields
 from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
 from tokenshare.schema.wire import decode_message
@@ -26,30 +27,6 @@ class SourceMessage:
     offset: int
     value: bytes | None
     key: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An invalid input with where it came from and why it was refused."""
-
-    original: bytes
-    reason: str
-    topic: str
-    partition: int
-    offset: int
-    index: int | None
-    key: bytes | None = None
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        headers = [
-            ("error", self.reason.encode()[:4096]),
-            ("source.topic", self.topic.encode()),
-            ("source.partition", str(self.partition).encode()),
-            ("source.offset", str(self.offset).encode()),
-        ]
-        if self.index is not None:
-            headers.append(("source.index", str(self.index).encode()))
-        return headers
 
 
 @dataclass(slots=True)
@@ -89,11 +66,11 @@ class Enricher:
                     DeadLetter(
                         bad.original,
                         bad.reason,
-                        msg.topic,
-                        msg.partition,
-                        msg.offset,
-                        bad.index,
-                        msg.key,
+                        topic=msg.topic,
+                        partition=msg.partition,
+                        offset=msg.offset,
+                        index=bad.index,
+                        key=msg.key,
                     )
                 )
             events = decoded.events

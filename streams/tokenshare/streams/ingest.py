@@ -20,16 +20,19 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from tokenshare import kafka_clients
 from tokenshare.faults import crash_point
+from tokenshare.retry import Backoff, RetryPolicy
 from tokenshare.schema.catalog import Catalog
+from tokenshare.schema.outputs import AlertMessage, Window
+from tokenshare.schema.vocabulary import DEAD_LETTER_BREAKER, INPUT_DIMENSION
 from tokenshare.settings import Settings
 from tokenshare.streams.batch import BatchResult, Enricher, SourceMessage
 from tokenshare.streams.breaker import DeadLetterBreaker
@@ -38,6 +41,9 @@ log = logging.getLogger("tokenshare.ingest")
 
 #: Rows per rows-topic message: keeps messages well under the broker's size limit.
 ROWS_PER_MESSAGE = 5_000
+
+#: Pauses before re-reading a batch that could not be forwarded or committed.
+REREAD_BACKOFF = RetryPolicy(first_s=1.0, max_s=10.0)
 
 
 @dataclass(slots=True)
@@ -74,24 +80,21 @@ class IngestService(Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        common = {"bootstrap_servers": s.kafka_bootstrap, **s.kafka_client_options("aiokafka")}
-        self.producer = AIOKafkaProducer(
+        self.producer = kafka_clients.aio_producer(
+            s,
             client_id=f"{s.worker_id}-ingest",
-            acks="all",
-            enable_idempotence=True,
             linger_ms=5,
             max_batch_size=1024 * 1024,
             max_request_size=16 * 1024 * 1024,
-            **common,
         )
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = kafka_clients.aio_consumer(
+            s,
             client_id=f"{s.worker_id}-ingest",
             group_id=s.ingest_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
-            **common,
         )
         await self.producer.start()
         self.consumer.subscribe([s.events_topic], listener=_FinishBatch(self._batch_lock))
@@ -121,7 +124,7 @@ class IngestService(Service):
     async def _consume(self) -> None:
         assert self.consumer is not None
         s = self.settings
-        failures = 0
+        backoff = Backoff(REREAD_BACKOFF)
         while not self.should_stop:
             records = await self.consumer.getmany(
                 timeout_ms=s.ingest_max_wait_ms, max_records=s.ingest_max_records
@@ -131,12 +134,11 @@ class IngestService(Service):
             async with self._batch_lock:
                 try:
                     await self.handle(records)
-                    failures = 0
+                    backoff.succeeded()
                 except KafkaError as exc:
                     # Broker away, a send timed out, or the commit failed after the
                     # rows went out: nothing of this batch is committed, so read it
                     # again from its first offsets (the store drops rows it has).
-                    failures += 1
                     log.error(
                         "batch not forwarded or not committed (%s); re-reading it from its "
                         "first offsets",
@@ -146,7 +148,7 @@ class IngestService(Service):
                     for tp, batch in records.items():
                         if tp in assigned:  # a moved partition is re-read by its new owner
                             self.consumer.seek(tp, batch[0].offset)
-                    await self.sleep(min(0.5 * 2 ** min(failures, 5), 10.0))
+                    await self.sleep(backoff.failed())  # Service.sleep: ends on stop
 
     async def handle(self, records: dict[TopicPartition, list[Any]]) -> None:
         """One batch through the checkpoint order in the module docstring."""
@@ -174,32 +176,27 @@ class IngestService(Service):
         """One alert when the dead-letter breaker opens or closes (see streams.breaker)."""
         assert self.producer is not None
         now = datetime.now(UTC)
-        monday = now.date() - timedelta(days=now.weekday())
         ratio = self.breaker.invalid_ratio
         text = f"dead-letter breaker {change}: {ratio:.0%} of recent inputs invalid; " + (
             "sampling 1 in 100 dead letters"
             if change == "opened"
             else f"{self.breaker.shed} invalid inputs were counted, not copied"
         )
-        alert_id = f"breaker-{self.settings.worker_id}-{change}-{now.timestamp():.0f}"
-        alert: dict[str, object] = {
-            "alert_id": alert_id,
-            "rule": "dead_letter_breaker",
-            "status": "final",
-            "dimension": "input",
-            "measure": "requests",
-            "window_kind": "iso_week",
-            "window_start": monday.isoformat(),
-            "window_end": (monday + timedelta(days=7)).isoformat(),
-            "window_label": f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}",
-            "subject": change,
-            "text": text,
-            "details": {"invalid_ratio": ratio, "shed": self.breaker.shed},
-        }
+        alert = AlertMessage.about(
+            Window.iso_week(now.date()),
+            alert_id=f"breaker-{self.settings.worker_id}-{change}-{now.timestamp():.0f}",
+            rule=DEAD_LETTER_BREAKER,
+            status="final",
+            dimension=INPUT_DIMENSION,
+            measure="requests",
+            subject=change,
+            text=text,
+            details={"invalid_ratio": ratio, "shed": self.breaker.shed},
+        )
         log.error(text)
         await (
             await self.producer.send(
-                self.settings.alerts_topic, orjson.dumps(alert), key=alert_id.encode()
+                self.settings.alerts_topic, alert.encode(), key=alert.alert_id.encode()
             )
         )
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
-import time
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from tokenshare import kafka_clients
+from tokenshare.retry import RetryPolicy, retrying
 from tokenshare.settings import Settings
 
 log = logging.getLogger("tokenshare.topics")
+
+
+#: Pauses while a starting process waits for its broker (each attempt also takes up to
+#: the admin client's 5 s bootstrap timeout).
+KAFKA_RECONNECT = RetryPolicy(first_s=0.5, max_s=5.0)
 
 
 class KafkaUnavailable(KafkaError):  # type: ignore[misc]
@@ -50,36 +55,30 @@ def ensure_topics(settings: Settings, wait_s: float = 0.0) -> list[str]:
     With `wait_s`, an unreachable broker is retried for that long: a worker or
     store (re)started during a broker restart waits for it instead of exiting.
     """
-    deadline = time.monotonic() + wait_s
-    delay = 0.5
-    while True:
-        try:
-            return _create_missing(settings)
-        except KafkaError as exc:
-            if time.monotonic() + delay > deadline:
-                raise KafkaUnavailable(
-                    f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); waited "
-                    f"{wait_s:.0f} s. Start the broker (`tokenshare stack up` locally) or "
-                    "fix --bootstrap / TOKENSHARE_KAFKA_BOOTSTRAP"
-                ) from exc
-            log.warning(
-                "Kafka at %s not reachable (%s); retrying in %.1f s",
-                settings.kafka_bootstrap,
-                exc,
-                delay,
-            )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    retry = retrying(
+        KAFKA_RECONNECT,
+        on=KafkaError,
+        deadline_s=wait_s,
+        log=log,
+        what=f"Kafka at {settings.kafka_bootstrap} not reachable",
+    )
+    try:
+        return retry(_create_missing, settings)
+    except KafkaError as exc:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); waited "
+            f"{wait_s:.0f} s. Start the broker (`tokenshare stack up` locally) or "
+            "fix --bootstrap / TOKENSHARE_KAFKA_BOOTSTRAP"
+        ) from exc
 
 
 def _create_missing(settings: Settings) -> list[str]:
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
+    admin = kafka_clients.admin(
+        settings,
         client_id=f"{settings.worker_id}-admin",
         # Fail an attempt in seconds: ensure_topics decides how long to keep trying.
         bootstrap_timeout_ms=5_000,
         reconnect_backoff_max_ms=1_000,
-        **settings.kafka_client_options(),
     )
     try:
         existing = set(admin.list_topics())
@@ -98,14 +97,10 @@ def _create_missing(settings: Settings) -> list[str]:
 
 def group_lag(settings: Settings, group: str, topic: str) -> int | None:
     """Messages of `topic` not yet committed by `group`; None before its first commit."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_client_options()
-    )
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_client_options()
-    )
+    admin = kafka_clients.admin(settings)
+    consumer = kafka_clients.consumer(settings)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]

@@ -32,17 +32,19 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from tokenshare import kafka_clients
 from tokenshare.producers.adapters.intake import BadBody, parse_events
 from tokenshare.producers.adapters.intake import pack as pack_messages
 from tokenshare.producers.adapters.otel import OtlpError, export_response, parse_export_json
-from tokenshare.schema.event import TokenEvent
+from tokenshare.retry import RetryPolicy, async_retrying
+from tokenshare.schema.event import EventFields
 from tokenshare.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ EVENTS_PATH = "/v1/events"
 OTLP_TRACES_PATH = "/v1/otlp/v1/traces"
 MIN_TOKEN_LENGTH = 16
 _RETRY_AFTER_S = "5"
+#: Pauses between attempts to connect to Kafka at start-up.
+CONNECT_RETRY = RetryPolicy(first_s=0.5, max_s=15.0)
 # google.rpc.Code values for OTLP error bodies (google.rpc.Status).
 _GRPC_CODE = {400: 3, 401: 16, 413: 3, 415: 3, 503: 14}
 
@@ -128,12 +132,9 @@ class Ingest:
     """The endpoint's state: the Kafka producer, the token, the counters."""
 
     def __init__(self, settings: Settings, token: str | None) -> None:
-        from aiokafka import AIOKafkaProducer  # Faust's client; imported with the endpoint
-
         self.settings = settings
         self.stats = IngestStats()
         self._token = token.encode() if token is not None else None
-        self._producer_class = AIOKafkaProducer
         self._producer: Any = None
         self._connecting: asyncio.Task[None] | None = None
         self._draining = False
@@ -144,40 +145,31 @@ class Ingest:
         self._connecting = asyncio.create_task(self._connect())
 
     async def _connect(self) -> None:
+        """Retry until connected (close() cancels it): the endpoint may start before Kafka."""
         s = self.settings
-        delay = 0.5
-        while True:
-            producer = self._producer_class(
-                bootstrap_servers=s.kafka_bootstrap,
-                client_id=f"{s.worker_id}-ingest-http",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                # One request's events are one message, up to the worker's limit.
-                max_request_size=s.max_message_bytes + 64 * 1024,
-                request_timeout_ms=int(min(s.ingest_ack_timeout_s, 30) * 1000),
-                **s.kafka_client_options(),
-            )
-            try:
-                await producer.start()
-            except asyncio.CancelledError:  # shut down while connecting
-                await _quietly(producer.stop)
-                raise
-            except Exception as exc:
-                await _quietly(producer.stop)
-                log.warning(
-                    "cannot reach Kafka at %s (%s); retrying in %.1fs. Start the broker "
-                    "(`tokenshare stack up`) or set TOKENSHARE_KAFKA_BOOTSTRAP",
-                    s.kafka_bootstrap,
-                    exc,
-                    delay,
+        async for attempt in async_retrying(
+            CONNECT_RETRY,
+            on=Exception,
+            log=log,
+            what=f"cannot reach Kafka at {s.kafka_bootstrap}",
+            hint="Start the broker (`tokenshare stack up`) or set TOKENSHARE_KAFKA_BOOTSTRAP",
+        ):
+            with attempt:
+                producer = kafka_clients.aio_producer(
+                    s,
+                    client_id=f"{s.worker_id}-ingest-http",
+                    linger_ms=5,
+                    # One request's events are one message, up to the worker's limit.
+                    max_request_size=s.max_message_bytes + 64 * 1024,
+                    request_timeout_ms=int(min(s.ingest_ack_timeout_s, 30) * 1000),
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15.0)
-                continue
-            self._producer = producer
-            log.info("connected to Kafka at %s", s.kafka_bootstrap)
-            return
+                try:
+                    await producer.start()
+                except BaseException:  # a failed start, or shut down while connecting
+                    await _quietly(producer.stop)
+                    raise
+        self._producer = producer
+        log.info("connected to Kafka at %s", s.kafka_bootstrap)
 
     def begin_drain(self) -> None:
         """Shutting down: not ready any more; requests in flight still finish."""
@@ -211,7 +203,7 @@ class Ingest:
             return False
         return hmac.compare_digest(value.strip().encode(), self._token)
 
-    async def publish(self, events: list[TokenEvent]) -> None:
+    async def publish(self, events: Sequence[EventFields]) -> None:
         """Send `events` and wait for every acknowledgement, or raise Unavailable."""
         if not events:
             return

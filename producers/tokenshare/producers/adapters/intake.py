@@ -11,13 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
-from tokenshare.schema.event import TokenEvent
-from tokenshare.schema.wire import describe
-
-_ONE = TypeAdapter(TokenEvent)
-_MANY = TypeAdapter(list[TokenEvent])
+from tokenshare.schema.event import EventFields, TokenEvent
+from tokenshare.schema.wire import decode_message
 
 
 class BadBody(ValueError):
@@ -32,48 +28,35 @@ class Rejection:
 
 @dataclass(slots=True)
 class Intake:
-    events: list[TokenEvent] = field(default_factory=list)
+    events: list[EventFields] = field(default_factory=list)  # TokenEvent instances
     rejected: list[Rejection] = field(default_factory=list)
 
 
 def parse_events(body: bytes) -> Intake:
-    """Validate one event object or an array of them, as the worker would.
+    """Validate one event object or an array of them, as the worker does.
 
-    The whole array is validated in one call (pydantic-core); only when that
-    fails are the elements validated one by one to find which ones."""
-    head = body.lstrip(b" \t\r\n")[:1]
-    if head in (b"[", b"{"):
-        try:
-            if head == b"[":
-                events = _MANY.validate_json(body)
-                if events:
-                    return Intake(events)
-            else:
-                return Intake([_ONE.validate_json(body)])
-        except ValidationError:
-            pass  # some element is invalid, or the JSON is: find out below
+    ``wire.decode_message`` validates the whole array in one call (pydantic-core) and
+    only when that fails each element, to find which ones; the events are TokenEvents
+    (times in UTC). BadBody when the body as a whole is no events."""
+    decoded = decode_message(body, len(body), TokenEvent)
+    if not decoded.events and all(r.index is None for r in decoded.rejected):
+        _require_event_shape(body)  # an empty array, or no JSON object or array at all?
+    return Intake(decoded.events, [Rejection(r.index or 0, r.reason) for r in decoded.rejected])
+
+
+def _require_event_shape(body: bytes) -> None:
+    """BadBody unless ``body`` is a JSON object or a non-empty JSON array."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadBody(f"body is not valid JSON: {exc}") from None
-    if isinstance(doc, dict):
-        items: list[object] = [doc]
-    elif isinstance(doc, list):
-        items = doc
-    else:
-        raise BadBody("expected one event object or an array of event objects")
-    if not items:
+    if isinstance(doc, list) and not doc:
         raise BadBody("empty array: send at least one event")
-    intake = Intake()
-    for index, item in enumerate(items):
-        try:
-            intake.events.append(_ONE.validate_json(orjson.dumps(item)))
-        except ValidationError as exc:
-            intake.rejected.append(Rejection(index, describe(exc)))
-    return intake
+    if not isinstance(doc, dict | list):
+        raise BadBody("expected one event object or an array of event objects")
 
 
-def pack(events: Sequence[TokenEvent], max_bytes: int) -> list[tuple[bytes, bytes]]:
+def pack(events: Sequence[EventFields], max_bytes: int) -> list[tuple[bytes, bytes]]:
     """(key, value) messages for `events`: one JSON array keyed by its first event id.
 
     Events are re-encoded as validated (UTC times, defaults filled in), which can

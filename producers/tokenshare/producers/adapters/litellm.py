@@ -64,9 +64,13 @@ from tokenshare.producers.adapters.common import (
     to_event,
     within,
 )
+from tokenshare.retry import Backoff, RetryPolicy
 from tokenshare.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Pauses of the sender thread while Kafka does not take a batch.
+SEND_BACKOFF = RetryPolicy(first_s=0.5, max_s=30.0)
 
 #: Log the first few problems of a kind, then one in this many (a broken
 #: deployment must not flood the gateway's logs).
@@ -307,7 +311,7 @@ class TokenshareCallback:
 
     def _run(self) -> None:
         """The sender thread: a batch when full, else whatever is there every interval."""
-        backoff = 0.0
+        backoff = Backoff(SEND_BACKOFF)
         while True:
             with self._cond:
                 self._cond.wait_for(self._should_send, timeout=self._interval)
@@ -330,9 +334,10 @@ class TokenshareCallback:
                 elif not sent:
                     self._buffer.extendleft(reversed(batch))  # keep the order, retry
                 self._cond.notify_all()
-                backoff = 0.0 if sent else min(max(backoff * 2, 0.5), 30.0)
-                if backoff:  # Kafka unreachable: wait, but wake up for close()
-                    self._cond.wait_for(lambda: self._closing, timeout=backoff)
+                if sent:
+                    backoff.succeeded()
+                else:  # Kafka unreachable: wait, but wake up for close()
+                    self._cond.wait_for(lambda: self._closing, timeout=backoff.failed())
 
     def _should_send(self) -> bool:
         return self._closing or self._flush_now or len(self._buffer) >= self._batch_size

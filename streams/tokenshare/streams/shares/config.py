@@ -1,9 +1,9 @@
 """The alert rules configuration, read from TOML.
 
 Every rule names the dimension and measure it watches; both are checked
-against the names the share stage keeps (``model.DIMENSIONS`` and
-``model.MEASURES``) when the file is loaded, so a typo fails at start-up
-with the offending field named instead of silently producing no alerts.
+against the project's vocabulary (``schema.vocabulary``) when the file is
+loaded, so a typo fails at start-up with the offending field named instead
+of silently producing no alerts.
 Unknown keys are refused for the same reason. A rule section that is absent
 means "no rules of that kind".
 """
@@ -13,39 +13,39 @@ from __future__ import annotations
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Self, get_args
+from typing import Annotated, Any, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 
-from tokenshare.streams.shares.model import DIMENSIONS, MEASURES, WindowKind
+from tokenshare.schema import vocabulary
+from tokenshare.schema.vocabulary import DIMENSIONS, MEASURES, WINDOW_KINDS, WindowKind
 
 #: The shipped defaults.
 DEFAULT_PATH = Path(__file__).with_name("rules.toml")
-#: Every window kind, in the order alerts are evaluated: ("iso_week", "rolling_7d").
-WINDOW_KINDS: tuple[WindowKind, ...] = get_args(WindowKind)
 
 
-def _known_dimension(name: str) -> str:
-    if name not in DIMENSIONS:
+# Checked before the Literal's own check, for a message that lists every choice once.
+def _known_dimension(name: Any) -> Any:
+    if isinstance(name, str) and name not in DIMENSIONS:
         raise ValueError(f"unknown dimension {name!r}; expected one of: {', '.join(DIMENSIONS)}")
     return name
 
 
-def _known_measure(name: str) -> str:
-    if name not in MEASURES:
+def _known_measure(name: Any) -> Any:
+    if isinstance(name, str) and name not in MEASURES:
         raise ValueError(f"unknown measure {name!r}; expected one of: {', '.join(MEASURES)}")
     return name
 
 
-Dimension = Annotated[str, AfterValidator(_known_dimension)]
-Measure = Annotated[str, AfterValidator(_known_measure)]
+Dimension = Annotated[vocabulary.Dimension, BeforeValidator(_known_dimension)]
+Measure = Annotated[vocabulary.Measure, BeforeValidator(_known_measure)]
 #: A dimension value as it appears in the shares, e.g. "China" or "open".
 Value = Annotated[str, Field(min_length=1)]
 #: A share level strictly between 0 and 1 (0 and 1 could never be crossed both ways).

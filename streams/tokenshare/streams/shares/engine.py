@@ -17,60 +17,49 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from tokenshare.schema.outputs import ShareSnapshot, ShareValue, Window
+from tokenshare.schema.vocabulary import (
+    DIMENSIONS,
+    MEASURES,
+    Dimension,
+    Measure,
+    Status,
+    WindowKind,
+)
 from tokenshare.streams.shares.config import RulesConfig
 from tokenshare.streams.shares.crossover import crossovers
-from tokenshare.streams.shares.model import (
-    MEASURES,
-    Alert,
-    Status,
-    Window,
-    WindowKind,
-    WindowShares,
-)
+from tokenshare.streams.shares.model import Alert, WindowShares
 from tokenshare.streams.shares.rules import evaluate as evaluate_rules
 from tokenshare.streams.shares.windows import (
     DaySums,
     is_final,
     series,
-    watermark,
     window_shares,
     windows,
 )
+from tokenshare.watermark import event_time_reached, read_progress, watermark
 
 Query = Callable[[str], list[list[Any]]]
 
-DAY_SUMS_SQL = """
-SELECT dimension, value, day, sum(tokens), sum(prompt_tokens), sum(completion_tokens),
-       sum(requests), sum(spend_usd)
-FROM {db}.daily_rollup GROUP BY dimension, value, day
-"""
-# Per source partition: greatest event time stored, and seconds since rows last arrived.
-PARTITIONS_SQL = """
-SELECT max(max_ts), dateDiff('millisecond', max(last_ingested), now64(3)) / 1000
-FROM {db}.partition_watermarks GROUP BY src_topic, src_partition
-"""
+# One sum per measure, in MEASURES order (the order of DaySums' cells).
+DAY_SUMS_SQL = (
+    "SELECT dimension, value, day, "
+    + ", ".join(f"sum({m})" for m in MEASURES)
+    + " FROM {db}.daily_rollup GROUP BY dimension, value, day"
+)
 
 
 def load_day_sums(query: Query, database: str, idle_seconds: float = 30.0) -> DaySums:
     """The whole rollup as DaySums (small: dimensions x values x days).
 
-    `max_ts` is the event time every active partition has reached: the least
-    of the per-partition maxima, leaving out partitions idle for longer than
-    `idle_seconds` (they would hold the watermark back for ever); when all are
-    idle, the greatest.
+    `max_ts` is the event time every active partition has reached, by the
+    rule the store counts late rows with (``tokenshare.watermark``): partitions
+    idle for longer than `idle_seconds` are left out.
     """
     sums = DaySums()
     for dimension, value, day, *measures in query(DAY_SUMS_SQL.format(db=database)):
         sums.add(str(dimension), str(value), _as_date(day), (float(m) for m in measures))
-    partitions = [
-        (_as_datetime(ts), float(idle or 0))
-        for ts, idle in query(PARTITIONS_SQL.format(db=database))
-    ]
-    active = [ts for ts, idle in partitions if idle <= idle_seconds]
-    if active:
-        sums.max_ts = min(active)
-    elif partitions:
-        sums.max_ts = max(ts for ts, _ in partitions)
+    sums.max_ts = event_time_reached(read_progress(query, database), idle_seconds)
     return sums
 
 
@@ -78,16 +67,10 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
-
-
 @dataclass(slots=True)
 class TickResult:
     alerts: list[Alert] = field(default_factory=list)
-    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[ShareSnapshot] = field(default_factory=list)
     watermark: datetime | None = None
 
 
@@ -106,9 +89,11 @@ class ShareEngine:
 
     def tick(self, sums: DaySums, now: datetime | None = None) -> TickResult:
         mark = watermark(sums.max_ts, self.rules.lateness)
-        cache: dict[tuple[str, str, WindowKind], list[WindowShares]] = {}
+        cache: dict[tuple[Dimension, Measure, WindowKind], list[WindowShares]] = {}
 
-        def get_series(dimension: str, measure: str, kind: WindowKind) -> list[WindowShares]:
+        def get_series(
+            dimension: Dimension, measure: Measure, kind: WindowKind
+        ) -> list[WindowShares]:
             key = (dimension, measure, kind)
             if key not in cache:
                 # Windows that start after the slowest partition's event time hold
@@ -157,7 +142,7 @@ class ShareEngine:
 
     def _snapshots(
         self, sums: DaySums, mark: datetime | None, now: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[ShareSnapshot]:
         """The open window of each kind, and windows that closed since the last tick.
 
         Only what changed since it was last published; a restart publishes the
@@ -176,7 +161,7 @@ class ShareEngine:
             else:
                 wanted += [w for w in closed if w not in self._final_windows]
             for window in dict.fromkeys(wanted):
-                for dimension in sums.cells:
+                for dimension in DIMENSIONS:
                     for measure in MEASURES:
                         ws = window_shares(sums, dimension, measure, window, mark)
                         if ws is None:
@@ -200,25 +185,22 @@ def _final_twin(alert: Alert) -> str:
     return replace(alert, status=other).alert_id
 
 
-def snapshot(ws: WindowShares, now: datetime) -> dict[str, Any]:
+def snapshot(ws: WindowShares, now: datetime) -> ShareSnapshot:
     with_all = ws.shares(False)
     identified = ws.shares(True)
-    return {
-        "window_kind": ws.window.kind,
-        "window_start": ws.window.start.isoformat(),
-        "window_end": ws.window.end.isoformat(),
-        "window_label": ws.window.label,
-        "dimension": ws.dimension,
-        "measure": ws.measure,
-        "final": ws.final,
-        "computed_at": now.isoformat(),
-        "values": [
-            {
-                "value": v,
-                "total": t,
-                "share": with_all.get(v, 0.0),
-                "share_identified": identified.get(v, 0.0),
-            }
+    return ShareSnapshot.about(
+        ws.window,
+        dimension=ws.dimension,
+        measure=ws.measure,
+        final=ws.final,
+        computed_at=now,
+        values=[
+            ShareValue(
+                value=v,
+                total=t,
+                share=with_all.get(v, 0.0),
+                share_identified=identified.get(v, 0.0),
+            )
             for v, t in sorted(ws.totals.items(), key=lambda kv: -kv[1])
         ],
-    }
+    )

@@ -1,46 +1,18 @@
-"""Value objects of the share stage: windows, window shares, alerts."""
+"""Value objects of the share stage: window shares and the alerts rules find.
+
+Windows are the contract's (``schema.outputs.Window``): alerts and snapshots
+name them the way the share stage computes them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from tokenshare.schema.catalog import UNIDENTIFIED
-
-#: What a share is a share of. `tokens` = prompt + completion.
-MEASURES: tuple[str, ...] = (
-    "tokens",
-    "prompt_tokens",
-    "completion_tokens",
-    "requests",
-    "spend_usd",
-)
-#: Every dimension shares are kept for (catalog ones first, then request fields).
-DIMENSIONS: tuple[str, ...] = (
-    "origin_bloc", "origin_country", "author", "model", "weights", "size_class", "reasoning",
-    "category", "provider", "region", "language",
-)  # fmt: skip
-
-WindowKind = Literal["iso_week", "rolling_7d"]
-Status = Literal["provisional", "final", "late_correction"]
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Window:
-    """Days [start, end) in UTC. ISO weeks start on Monday; rolling windows end each day."""
-
-    start: date
-    end: date
-    kind: WindowKind
-
-    @property
-    def label(self) -> str:
-        if self.kind == "iso_week":
-            year, week, _ = self.start.isocalendar()
-            return f"{year}-W{week:02d}"
-        return f"{self.start.isoformat()}..{(self.end - timedelta(days=1)).isoformat()}"
+from tokenshare.schema.outputs import AlertMessage, Window
+from tokenshare.schema.vocabulary import Dimension, Measure, ShareRule, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +20,8 @@ class WindowShares:
     """Totals of one measure by value of one dimension over one window."""
 
     window: Window
-    dimension: str
-    measure: str
+    dimension: Dimension
+    measure: Measure
     totals: dict[str, float]
     final: bool
 
@@ -76,10 +48,10 @@ class WindowShares:
 class Alert:
     """One finding of a rule about one window. Its id is stable across runs and restarts."""
 
-    rule: str
+    rule: ShareRule
     status: Status
-    dimension: str
-    measure: str
+    dimension: Dimension
+    measure: Measure
     window: Window
     subject: str
     text: str
@@ -100,18 +72,16 @@ class Alert:
         )
         return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "alert_id": self.alert_id,
-            "rule": self.rule,
-            "status": self.status,
-            "dimension": self.dimension,
-            "measure": self.measure,
-            "window_kind": self.window.kind,
-            "window_start": self.window.start.isoformat(),
-            "window_end": self.window.end.isoformat(),
-            "window_label": self.window.label,
-            "subject": self.subject,
-            "text": self.text,
-            "details": self.details,
-        }
+    def message(self) -> AlertMessage:
+        """The alert as published on the alerts topic."""
+        return AlertMessage.about(
+            self.window,
+            alert_id=self.alert_id,
+            rule=self.rule,
+            status=self.status,
+            dimension=self.dimension,
+            measure=self.measure,
+            subject=self.subject,
+            text=self.text,
+            details=self.details,
+        )

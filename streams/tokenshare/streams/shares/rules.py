@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from itertools import pairwise
 from typing import Any
 
+from tokenshare.schema.vocabulary import Dimension, Measure, ShareRule, WindowKind
 from tokenshare.streams.shares.config import (
     ConcentrationRule,
     JumpRule,
@@ -24,9 +25,9 @@ from tokenshare.streams.shares.config import (
     RulesConfig,
     ThresholdRule,
 )
-from tokenshare.streams.shares.model import Alert, WindowKind, WindowShares
+from tokenshare.streams.shares.model import Alert, WindowShares
 
-GetSeries = Callable[[str, str, WindowKind], list[WindowShares]]
+GetSeries = Callable[[Dimension, Measure, WindowKind], list[WindowShares]]
 #: Shares are ratios of float sums, so a 5-point move can come out as 4.999999...
 #: points; differences this small are rounding, not data.
 _EPSILON = 1e-9
@@ -266,7 +267,7 @@ def _context(before: WindowShares, ex: bool) -> dict[str, Any]:
 
 
 def _alert(
-    rule: str, after: WindowShares, subject: str, text: str, details: dict[str, Any]
+    rule: ShareRule, after: WindowShares, subject: str, text: str, details: dict[str, Any]
 ) -> Alert:
     return Alert(
         rule=rule,

@@ -9,6 +9,10 @@ number of workers. Each tick:
 
 A new leader or a restarted worker reads the ledger first, so it fires
 nothing the previous one fired.
+
+The day sums come from the store through `query` (read-only SQL -> rows): the
+worker's composition root passes the store's reader in, so the share stage
+knows no sink.
 """
 
 from __future__ import annotations
@@ -20,14 +24,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
+from tokenshare import kafka_clients
 from tokenshare.settings import Settings
-from tokenshare.sinks.query import run_query
 from tokenshare.streams.shares.config import load_rules
-from tokenshare.streams.shares.engine import ShareEngine, TickResult, load_day_sums
+from tokenshare.streams.shares.engine import Query, ShareEngine, TickResult, load_day_sums
 from tokenshare.streams.shares.webhook import Webhook
 
 log = logging.getLogger("tokenshare.shares")
@@ -46,8 +49,9 @@ class ShareStats:
 
 
 class ShareService(Service):
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, query: Query, **kwargs: Any) -> None:
         self.settings = settings
+        self.query = query
         self.engine = ShareEngine(load_rules(settings.rules_file))
         self.stats = ShareStats()
         self.webhook = Webhook(settings.alert_webhook_url)
@@ -58,19 +62,14 @@ class ShareService(Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        common = {"bootstrap_servers": s.kafka_bootstrap, **s.kafka_client_options("aiokafka")}
-        self.producer = AIOKafkaProducer(
-            client_id=f"{s.worker_id}-shares",
-            acks="all",
-            enable_idempotence=True,
-            max_request_size=16 * 1024 * 1024,
-            **common,
+        self.producer = kafka_clients.aio_producer(
+            s, client_id=f"{s.worker_id}-shares", max_request_size=16 * 1024 * 1024
         )
-        self.ledger = AIOKafkaConsumer(
+        self.ledger = kafka_clients.aio_consumer(
+            s,
             client_id=f"{s.worker_id}-ledger",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **common,
         )
         await self.producer.start()
         await self.ledger.start()
@@ -116,10 +115,9 @@ class ShareService(Service):
             return result
 
     def _read_sums(self) -> Any:
-        s = self.settings
         return load_day_sums(
-            lambda sql: run_query(s, sql).rows,
-            s.clickhouse_database,
+            self.query,
+            self.settings.clickhouse_database,
             self.engine.rules.idle_partition_seconds,
         )
 
@@ -127,25 +125,25 @@ class ShareService(Service):
         assert self.producer is not None
         s = self.settings
         sends = []
-        for alert in result.alerts:
-            doc = alert.to_dict()
-            value = orjson.dumps(doc)
+        messages = [alert.message() for alert in result.alerts]
+        for message in messages:
             sends.append(
-                await self.producer.send(s.alerts_topic, value, key=alert.alert_id.encode())
+                await self.producer.send(
+                    s.alerts_topic, message.encode(), key=message.alert_id.encode()
+                )
             )
         await asyncio.gather(*sends)  # acked: now they are in the ledger
-        for alert in result.alerts:
-            self.engine.remember([alert.alert_id])
-            self.stats.recent_alerts.append(alert.to_dict())
-            self.webhook.submit(alert.to_dict())
-            log.warning("ALERT %s", alert.text)
+        for message in messages:
+            self.engine.remember([message.alert_id])
+            self.stats.recent_alerts.append(message.model_dump(mode="json"))
+            self.webhook.submit(message.model_dump(mode="json"))
+            log.warning("ALERT %s", message.text)
         self.stats.alerts += len(result.alerts)
         sends = []
         for snap in result.snapshots:
-            key = f"{snap['window_kind']}|{snap['dimension']}|{snap['measure']}"
-            self.stats.current[key] = snap
+            self.stats.current[snap.key] = snap.model_dump(mode="json")
             sends.append(
-                await self.producer.send(s.shares_topic, orjson.dumps(snap), key=key.encode())
+                await self.producer.send(s.shares_topic, snap.encode(), key=snap.key.encode())
             )
         await asyncio.gather(*sends)
         self.stats.snapshots += len(result.snapshots)

@@ -2,7 +2,7 @@
 
 Never in the way of ingestion or evaluation: `submit` only queues (and
 counts a drop when the queue is full); a background task posts with retries
-and exponential backoff, and counts what it could not deliver.
+and jittered exponential backoff (tokenshare.retry), and counts what it could not deliver.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 from mode import Service
+
+from tokenshare.retry import RetryCallState, RetryPolicy, async_retrying
 
 log = logging.getLogger("tokenshare.webhook")
 
@@ -34,13 +36,14 @@ class Webhook(Service):
         *,
         attempts: int = 5,
         first_delay: float = 0.5,
+        max_delay: float = 30.0,
         queue_size: int = 1000,
         timeout: float = 5.0,
         **kwargs: Any,
     ) -> None:
         self.url = url
         self.attempts = attempts
-        self.first_delay = first_delay
+        self.policy = RetryPolicy(first_s=first_delay, max_s=max(max_delay, first_delay))
         self.timeout = timeout
         self.stats = WebhookStats()
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=queue_size)
@@ -67,22 +70,30 @@ class Webhook(Service):
 
     async def _post(self, session: aiohttp.ClientSession, alert: dict[str, Any]) -> None:
         assert self.url is not None
-        delay = self.first_delay
         body = orjson.dumps(alert)
-        for attempt in range(self.attempts):
-            try:
-                async with session.post(
-                    self.url, data=body, headers={"Content-Type": "application/json"}
-                ) as reply:
-                    if reply.status < 300:
-                        self.stats.delivered += 1
-                        return
-                    problem = f"HTTP {reply.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = str(exc) or type(exc).__name__
-            if attempt + 1 < self.attempts:
-                self.stats.retries += 1
-                await asyncio.sleep(delay)
-                delay *= 2
-        self.stats.failed += 1
-        log.error("alert %s not delivered to the webhook: %s", alert.get("alert_id"), problem)
+        try:
+            async for attempt in async_retrying(
+                self.policy,
+                on=(aiohttp.ClientError, TimeoutError, _Refused),
+                attempts=self.attempts,
+                on_retry=self._count_retry,
+            ):
+                with attempt:
+                    async with session.post(
+                        self.url, data=body, headers={"Content-Type": "application/json"}
+                    ) as reply:
+                        if reply.status >= 300:
+                            raise _Refused(f"HTTP {reply.status}")
+        except (aiohttp.ClientError, TimeoutError, _Refused) as exc:
+            self.stats.failed += 1
+            problem = str(exc) or type(exc).__name__
+            log.error("alert %s not delivered to the webhook: %s", alert.get("alert_id"), problem)
+            return
+        self.stats.delivered += 1
+
+    def _count_retry(self, _state: RetryCallState) -> None:
+        self.stats.retries += 1
+
+
+class _Refused(Exception):
+    """The webhook answered, but not with success."""

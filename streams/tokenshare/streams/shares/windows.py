@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate
 
-from tokenshare.streams.shares.model import MEASURES, Window, WindowKind, WindowShares
+from tokenshare.schema.outputs import ONE_WEEK, Window
+from tokenshare.schema.vocabulary import MEASURES, Dimension, Measure, WindowKind
+from tokenshare.streams.shares.model import WindowShares
 
 ONE_DAY = timedelta(days=1)
 Cells = dict[str, dict[str, dict[date, tuple[float, ...]]]]  # dimension -> value -> day -> measures
@@ -39,20 +41,16 @@ class DaySums:
         return (min(all_days), max(all_days)) if all_days else None
 
 
-def watermark(max_ts: datetime | None, lateness: timedelta) -> datetime | None:
-    return None if max_ts is None else max_ts - lateness
-
-
 def is_final(window: Window, mark: datetime | None) -> bool:
     return mark is not None and mark >= datetime.combine(window.end, time(), UTC)
 
 
 def iso_weeks(first: date, last: date) -> list[Window]:
-    start = first - timedelta(days=first.weekday())
+    week = Window.iso_week(first)
     out = []
-    while start <= last:
-        out.append(Window(start, start + timedelta(days=7), "iso_week"))
-        start += timedelta(days=7)
+    while week.start <= last:
+        out.append(week)
+        week = Window(week.end, week.end + ONE_WEEK, "iso_week")
     return out
 
 
@@ -71,7 +69,7 @@ def windows(kind: WindowKind, first: date, last: date) -> list[Window]:
 
 
 def series(
-    sums: DaySums, dimension: str, measure: str, kind: WindowKind, mark: datetime | None
+    sums: DaySums, dimension: Dimension, measure: Measure, kind: WindowKind, mark: datetime | None
 ) -> list[WindowShares]:
     """Shares of `measure` by value of `dimension` in every window of `kind`, oldest first.
 
@@ -104,7 +102,7 @@ def series(
 
 
 def window_shares(
-    sums: DaySums, dimension: str, measure: str, window: Window, mark: datetime | None
+    sums: DaySums, dimension: Dimension, measure: Measure, window: Window, mark: datetime | None
 ) -> WindowShares | None:
     """One window's shares (None when it holds no data)."""
     m = MEASURES.index(measure)

@@ -1,0 +1,271 @@
+"""The store's loop: poll the topics, write what was read, then commit its offsets.
+
+Checkpoint order, the one rule everything else relies on:
+
+    poll  ->  insert into ClickHouse (idempotent)  ->  commit offsets
+
+A crash anywhere replays from the last commit and the writers' guards drop
+what was already stored. Offsets are committed only once every message read
+up to them is stored; a write that fails sends the consumer back to the first
+offsets not stored, to read them again after a pause.
+
+Which topic goes to which writer is a mapping, topic -> :class:`Route`, given
+by whoever wires the store (``sinks.store``); the loop knows no topic names.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from kafka import TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from tokenshare.faults import crash_point
+from tokenshare.retry import Backoff, RetryPolicy
+from tokenshare.sinks.clickhouse import StoreError
+
+log = logging.getLogger("tokenshare.store")
+
+T = TypeVar("T")
+
+#: Pauses before re-reading after a failed write, and between commit retries.
+FLUSH_RETRY = RetryPolicy(first_s=1.0, max_s=10.0)
+COMMIT_RETRY = RetryPolicy(first_s=1.0, max_s=10.0)
+
+
+class Consumer(Protocol):
+    """What the loop uses of a kafka-python KafkaConsumer (tests give a fake)."""
+
+    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, list[Any]]: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Generic[T]):
+    """How the messages of one topic are read and stored.
+
+    ``write`` takes every message of a flush at once and raises StoreError when
+    they could not all be stored; it must be idempotent (it sees replays).
+    ``size`` is what a message counts towards ``max_rows``.
+    """
+
+    decode: Callable[[bytes], T]
+    write: Callable[[list[T]], object]
+    size: Callable[[T], int] = lambda _: 1
+
+
+@dataclass(slots=True)
+class _Pending:
+    items: dict[str, list[Any]] = field(default_factory=dict)  # topic -> decoded messages
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next to commit
+    first: dict[TopicPartition, int] = field(default_factory=dict)  # where to re-read from
+    rows: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+
+class Commits:
+    """Offsets whose rows are stored, kept until a commit of them succeeds.
+
+    A failed commit loses nothing (the rows are stored; a re-read is dropped by the
+    writer's guards), but dropping its offsets would leave the group's lag up
+    until more rows happen to arrive on those partitions, and for a partition's
+    last rows that is never. So they are kept and the commit retried, with backoff.
+    """
+
+    def __init__(self, consumer: Consumer, group: str) -> None:
+        self.consumer = consumer
+        self.group = group
+        self.offsets: dict[TopicPartition, int] = {}  # next offset to commit
+        self.backoff = Backoff(COMMIT_RETRY)  # counts consecutive failed commits
+        self.retry_at = 0.0
+        self.failing_since = 0.0
+        self.warned = 0.0
+
+    def add(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            # max: after a rebalance a partition is re-read from its last commit,
+            # and those replays must not move a stored position back.
+            self.offsets[tp] = max(offset, self.offsets.get(tp, 0))
+
+    def due(self) -> bool:
+        return bool(self.offsets) and time.monotonic() >= self.retry_at
+
+    def commit(self) -> bool:
+        """Commit what is kept, for the partitions still assigned; True if done."""
+        assigned = self.consumer.assignment()
+        # A partition that moved to another store is re-read by its new owner from
+        # the last commit; committing it from here would race that owner.
+        self.offsets = {tp: o for tp, o in self.offsets.items() if tp in assigned}
+        if not self.offsets:
+            return True
+        try:
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(o, "", -1) for tp, o in self.offsets.items()}
+            )
+        except KafkaError as exc:
+            self._failed(exc)
+            return False
+        if self.backoff.failures:
+            log.info(
+                "offsets committed again after %d failed attempts over %.0f s",
+                self.backoff.failures,
+                time.monotonic() - self.failing_since,
+            )
+        self.offsets.clear()
+        self.backoff.succeeded()
+        return True
+
+    def _failed(self, exc: KafkaError) -> None:
+        now = time.monotonic()
+        if not self.backoff.failures:
+            self.failing_since = now
+        delay = self.backoff.failed()
+        self.retry_at = now + delay
+        # One warning when a streak starts, then one every 30 s while it lasts.
+        if self.backoff.failures > 1 and now - self.warned < 30:
+            return
+        self.warned = now
+        log.warning(
+            "offset commit failed (%s): the rows of %d partitions are stored but not "
+            "committed (failing for %.0f s, %d attempts); retrying in %.1f s. Nothing "
+            "is lost (a restart re-reads them and drops them as replays), but the "
+            "group's lag stays up until a commit succeeds; if this lasts, check that "
+            "the broker and the coordinator of group %s are reachable.",
+            exc,
+            len(self.offsets),
+            now - self.failing_since,
+            self.backoff.failures,
+            delay,
+            self.group,
+        )
+
+
+class CheckpointLoop:
+    """Reads the routes' topics with one consumer and stores them in checkpoint order.
+
+    ``on_assigned`` runs when partitions are assigned (another store may have
+    written them meanwhile: the writers reload their guards).
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        routes: Mapping[str, Route[Any]],
+        *,
+        group: str,
+        max_rows: int,
+        max_wait_ms: int,
+        on_assigned: Callable[[], None] = lambda: None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.routes = dict(routes)
+        self.max_rows = max_rows
+        self.max_wait_ms = max_wait_ms
+        self.on_assigned = on_assigned
+        self.stop_event = stop_event or threading.Event()
+        self.commits = Commits(consumer, group)
+        self.backoff = Backoff(FLUSH_RETRY)  # counts consecutive failed flushes
+        self.unreadable = 0
+        self._pending = _Pending()
+        consumer.subscribe(list(self.routes), listener=_Flusher(self))
+
+    def run(self) -> None:
+        """Poll, write, commit until the stop event is set; flushes before returning."""
+        while not self.stop_event.is_set():
+            self.poll_once()
+        self.flush()
+
+    def poll_once(self) -> None:
+        polled = self.consumer.poll(timeout_ms=100, max_records=500)
+        for tp, records in polled.items():
+            for record in records:
+                self._add(tp, record.offset, record.value)
+        pending = self._pending
+        waited_ms = (time.monotonic() - pending.since) * 1000
+        if pending.rows >= self.max_rows or (pending.offsets and waited_ms >= self.max_wait_ms):
+            self.flush()
+        elif self.commits.due():  # a failed commit, retried even with no new input
+            self.commits.commit()
+
+    def _add(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
+        pending = self._pending
+        route = self.routes[tp.topic]
+        try:
+            item = route.decode(value or b"")
+        except (ValueError, KeyError, TypeError) as exc:
+            # Written by our own workers: unreadable means a bug or a version skew.
+            # Counted and logged, never blocking the partition.
+            self.unreadable += 1
+            log.error("unreadable message %s@%d: %s", tp, offset, exc)
+        else:
+            pending.items.setdefault(tp.topic, []).append(item)
+            pending.rows += route.size(item)
+        pending.first.setdefault(tp, offset)
+        pending.offsets[tp] = offset + 1
+
+    def flush(self, commit: bool = True) -> None:
+        """Write what is pending, route by route, then commit its offsets.
+
+        When a write fails, nothing is committed: the consumer is sent back
+        to the first pending offsets and the same messages are read again
+        after a pause (the writers' guards make the repeat harmless). With
+        `commit=False` the offsets wait for the next commit (see _Flusher).
+        """
+        pending, self._pending = self._pending, _Pending()
+        if not pending.offsets:
+            return
+        try:
+            crash_point("store.before_insert")
+            for topic, route in self.routes.items():
+                items = pending.items.get(topic)
+                if items:
+                    route.write(items)
+                    crash_point("store.after_insert")
+            crash_point("store.before_commit")
+        except StoreError as exc:
+            pause = self.backoff.failed()
+            log.error(
+                "store write failed (%s); re-reading from the last commit in %.1f s", exc, pause
+            )
+            assigned = self.consumer.assignment()
+            for tp, first in pending.first.items():
+                if tp in assigned:  # a partition moved away is re-read by its new owner
+                    self.consumer.seek(tp, first)
+            self.stop_event.wait(pause)
+            return
+        self.backoff.succeeded()
+        self.commits.add(pending.offsets)
+        if commit:
+            self.commits.commit()
+
+
+class _Flusher(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Write what was read before partitions move to another store.
+
+    kafka-python 3 calls this listener on its IO thread, where a blocking
+    consumer call (commit) raises RuntimeError; so the offsets are only kept
+    here and committed by the poll loop, for the partitions still assigned. A
+    partition that moved is re-read by its new owner from its last commit, and
+    the writer's guards (reloaded on assignment) drop what was already stored.
+    """
+
+    def __init__(self, loop: CheckpointLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.loop.flush(commit=False)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Another store may have written these partitions' rows meanwhile.
+        self.loop.on_assigned()

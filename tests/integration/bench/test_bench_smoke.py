@@ -1,0 +1,57 @@
+"""`tokenshare bench --smoke`: every measure runs and RESULTS.md has every section with
+numbers. Timings are never asserted (the machine is shared); targets are only marked."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokenshare.bench.config import MEASURES, TITLES
+
+NUMBER = re.compile(r"\| [\d,.]+ (events/s|rows/s|s|MiB|events)? ?\|")
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+@pytest.mark.timeout(240)
+def test_smoke_run_writes_every_section_with_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenshare", "bench", "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    text = out.read_text()
+
+    for heading in ("# tokenshare benchmarks", "## Machine and versions", "## Targets"):
+        assert heading in text
+    for field in ("| CPU |", "| cores |", "| RAM |", "| Python |", "| Kafka |", "| date |"):
+        assert field in text
+    for package in ("faust-streaming", "aiokafka", "kafka-python", "clickhouse-connect", "chdb"):
+        assert re.search(rf"\| {package} \| \d", text), package
+    assert "tokenshare bench --smoke" in text
+
+    for key in MEASURES:
+        title = TITLES[key]
+        body = _section(text, title)
+        assert "**Failed:**" not in body, body
+        assert NUMBER.search(body), f"no numbers in section {key}:\n{body}"
+        assert "n/a" not in body.split("| ratio")[0], f"a figure is missing in {key}:\n{body}"
+
+    rows = [line for line in _section(text, "Targets").splitlines() if ">=" in line or "<" in line]
+    assert len(rows) == 11, rows
+    for row in rows:  # RSS may stop short of its last checkpoint on a busy machine
+        assert re.search(r"\| (met|missed) \(", row) or "RSS" in row, row
+    profile = _section(text, TITLES["profile"])
+    assert "Enricher.process" in profile and "validate_json" in profile

@@ -1,0 +1,73 @@
+"""tokenshare.kafka_clients: one place applies bootstrap, security and durability."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import pytest
+from pydantic import SecretStr
+
+from tokenshare import kafka_clients
+from tokenshare.settings import KafkaSecurity, Settings
+
+
+def sasl_ssl() -> Settings:
+    return Settings(
+        kafka_bootstrap="broker.example:9093",
+        kafka=KafkaSecurity(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username="tokenshare",
+            sasl_password=SecretStr("s3cret-s3cret"),
+        ),
+    )
+
+
+def test_plaintext_options_name_the_broker_and_the_protocol() -> None:
+    opts = kafka_clients.options(Settings(kafka_bootstrap="h:1"), client_id="x")
+    assert opts == {"bootstrap_servers": "h:1", "security_protocol": "PLAINTEXT", "client_id": "x"}
+
+
+def test_each_library_gets_tls_in_its_own_spelling() -> None:
+    settings = sasl_ssl()
+    kp = kafka_clients.options(settings)
+    aio = kafka_clients.options(settings, "aiokafka")
+    assert kp["sasl_plain_password"] == aio["sasl_plain_password"] == "s3cret-s3cret"
+    assert "ssl_check_hostname" in kp and "ssl_context" not in kp
+    assert isinstance(aio["ssl_context"], ssl.SSLContext)
+    assert not any(k.startswith("ssl_") and k != "ssl_context" for k in aio)
+
+
+def test_faust_gets_the_broker_url_credentials_and_acks_all() -> None:
+    from faust.auth import SASLCredentials
+
+    broker = kafka_clients.faust_broker(sasl_ssl())
+    assert broker["broker"] == "kafka://broker.example:9093"
+    assert broker["producer_acks"] == -1
+    assert isinstance(broker["broker_credentials"], SASLCredentials)
+    assert "broker_credentials" not in kafka_clients.faust_broker(Settings())
+
+
+def test_unusable_security_settings_are_refused_before_any_client_exists() -> None:
+    broken = Settings(kafka=KafkaSecurity(security_protocol="SASL_SSL"))
+    with pytest.raises(ValueError, match="TOKENSHARE_KAFKA_SASL_PASSWORD"):
+        kafka_clients.options(broken)
+
+
+def test_aiokafka_producer_is_durable_and_accepts_the_tls_options() -> None:
+    async def build() -> tuple[object, object]:
+        producer = kafka_clients.aio_producer(sasl_ssl(), client_id="t", linger_ms=5)
+        # Not started: no connection is made; the options were accepted as spelled.
+        # Idempotence is what the transaction manager exists for.
+        return producer.client._security_protocol, producer._txn_manager is not None
+
+    assert asyncio.run(build()) == ("SASL_SSL", True)
+
+
+def test_overrides_replace_the_durable_defaults() -> None:
+    async def build() -> object:
+        producer = kafka_clients.aio_producer(Settings(), acks=1, enable_idempotence=False)
+        return producer._txn_manager is not None
+
+    assert asyncio.run(build()) is False

@@ -1,0 +1,55 @@
+"""The rows topic contract: columnar batches, replay slicing, and the table's columns."""
+
+from __future__ import annotations
+
+from clickhouse_connect.driver.client import Client
+
+from tests.factories import event
+from tokenshare.schema.catalog import Catalog
+from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
+from tokenshare.schema.wire import encode
+from tokenshare.streams.batch import Enricher, SourceMessage
+
+
+def batch_of(n: int, per_message: int = 3) -> RowBatch:
+    messages = [
+        SourceMessage(
+            "ev", 2, offset, encode([event(offset * per_message + i) for i in range(per_message)])
+        )
+        for offset in range(n)
+    ]
+    result = Enricher(Catalog.load(), 1 << 20).process(messages)
+    (rows,) = result.rows
+    return rows
+
+
+def test_enricher_fills_every_column_in_source_order() -> None:
+    rows = batch_of(4)
+    assert set(rows.columns) == set(ROW_COLUMNS)
+    assert len(rows) == 12
+    positions = list(zip(rows.columns["src_offset"], rows.columns["src_index"], strict=True))
+    assert positions == sorted(positions) and positions[0] == (0, 0) and rows.last == (3, 2)
+    assert all(len(v) == 12 for v in rows.columns.values())
+
+
+def test_encode_decode_and_slice_after() -> None:
+    rows = batch_of(4)
+    again = RowBatch.decode(rows.encode())
+    assert again.columns == rows.columns
+    rest = again.slice_after((1, 1))
+    assert rest.first == (1, 2) and len(rest) == 12 - 5
+    assert len(again.slice_after((9, 0))) == 0
+    assert again.slice_after((-1, -1)) is again
+
+
+def test_chunks_cover_all_rows_in_order() -> None:
+    rows = batch_of(10)
+    pieces = list(rows.chunks(7))
+    assert [len(p) for p in pieces] == [7, 7, 7, 7, 2]
+    assert [e for p in pieces for e in p.columns["event_id"]] == rows.columns["event_id"]
+
+
+def test_row_columns_match_the_raw_events_table(ch_client: Client, migrated: str) -> None:
+    described = ch_client.query(f"DESCRIBE TABLE {migrated}.raw_events").result_rows
+    insertable = [r[0] for r in described if r[2] not in ("MATERIALIZED", "DEFAULT", "ALIAS")]
+    assert tuple(insertable) == ROW_COLUMNS

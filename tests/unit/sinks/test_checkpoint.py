@@ -1,0 +1,188 @@
+"""The store's loop with a fake consumer and fake writers: checkpoint order,
+routing by topic, re-reading after a failed write, and rebalances."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from tokenshare.sinks.checkpoint import CheckpointLoop, Route
+from tokenshare.sinks.clickhouse import StoreError
+
+ROWS0, ROWS1, ALERTS0 = (
+    TopicPartition("rows", 0),
+    TopicPartition("rows", 1),
+    TopicPartition("alerts", 0),
+)
+
+
+@dataclass
+class Record:
+    offset: int
+    value: bytes
+
+
+@dataclass
+class FakeConsumer:
+    """Serves queued records from per-partition positions, as a consumer does."""
+
+    log: dict[TopicPartition, list[bytes]] = field(default_factory=dict)
+    position: dict[TopicPartition, int] = field(default_factory=dict)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    topics: list[str] = field(default_factory=list)
+    listener: ConsumerRebalanceListener | None = None
+    assigned: set[TopicPartition] = field(default_factory=set)
+
+    def produce(self, tp: TopicPartition, *values: bytes) -> None:
+        self.log.setdefault(tp, []).extend(values)
+        self.assigned.add(tp)
+
+    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None:
+        self.topics, self.listener = topics, listener
+
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, list[Any]]:
+        out = {}
+        for tp, values in self.log.items():
+            start = self.position.get(tp, self.committed.get(tp, 0))
+            if start < len(values):
+                out[tp] = [Record(o, values[o]) for o in range(start, len(values))]
+                self.position[tp] = len(values)
+        return out
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.position[partition] = offset
+
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self.committed.update({tp: meta.offset for tp, meta in offsets.items()})
+
+
+@dataclass
+class FakeWriter:
+    """Stores what it is given; fails the next `failures` writes."""
+
+    consumer: FakeConsumer
+    stored: list[str] = field(default_factory=list)
+    committed_at_write: list[dict[TopicPartition, int]] = field(default_factory=list)
+    failures: int = 0
+
+    def write(self, items: list[str]) -> None:
+        self.committed_at_write.append(dict(self.consumer.committed))
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("ClickHouse unavailable")
+        self.stored.extend(items)
+
+
+def decode(value: bytes) -> str:
+    if not value.isascii():
+        raise ValueError("not a message of ours")
+    return value.decode()
+
+
+@pytest.fixture
+def consumer() -> FakeConsumer:
+    return FakeConsumer()
+
+
+def make_loop(consumer: FakeConsumer, **writers: FakeWriter) -> CheckpointLoop:
+    stopped = threading.Event()
+    stopped.set()  # a failed write's pause returns at once
+    return CheckpointLoop(
+        consumer,
+        {topic: Route(decode, w.write, size=len) for topic, w in writers.items()},
+        group="g",
+        max_rows=1_000,
+        max_wait_ms=60_000,
+        stop_event=stopped,
+    )
+
+
+def test_offsets_are_committed_only_after_the_write(consumer: FakeConsumer) -> None:
+    rows = FakeWriter(consumer)
+    loop = make_loop(consumer, rows=rows)
+    assert consumer.topics == ["rows"]
+    consumer.produce(ROWS0, b"a", b"b")
+    consumer.produce(ROWS1, b"c")
+    loop.poll_once()
+    loop.flush()
+    assert rows.stored == ["a", "b", "c"]
+    assert rows.committed_at_write == [{}]  # nothing committed before the rows were stored
+    assert consumer.committed == {ROWS0: 2, ROWS1: 1}  # the next offset to read
+
+
+def test_each_topic_goes_to_its_own_writer(consumer: FakeConsumer) -> None:
+    rows, alerts = FakeWriter(consumer), FakeWriter(consumer)
+    loop = make_loop(consumer, rows=rows, alerts=alerts)
+    consumer.produce(ROWS0, b"row")
+    consumer.produce(ALERTS0, b"alert")
+    loop.poll_once()
+    loop.flush()
+    assert (rows.stored, alerts.stored) == (["row"], ["alert"])
+    assert consumer.committed == {ROWS0: 1, ALERTS0: 1}
+
+
+def test_a_failed_write_commits_nothing_and_reads_again(consumer: FakeConsumer) -> None:
+    rows, alerts = FakeWriter(consumer), FakeWriter(consumer, failures=1)
+    loop = make_loop(consumer, rows=rows, alerts=alerts)
+    consumer.produce(ROWS0, b"a")
+    consumer.produce(ALERTS0, b"x")
+    loop.poll_once()
+    loop.flush()
+    assert consumer.committed == {}  # the rows were stored, but the alert was not
+    assert loop.backoff.failures == 1
+    loop.poll_once()  # both partitions are read again from their first pending offsets
+    loop.flush()
+    assert rows.stored == ["a", "a"]  # the writer's guards make the repeat harmless
+    assert alerts.stored == ["x"]
+    assert consumer.committed == {ROWS0: 1, ALERTS0: 1} and loop.backoff.failures == 0
+
+
+def test_an_unreadable_message_is_counted_and_does_not_block(consumer: FakeConsumer) -> None:
+    rows = FakeWriter(consumer)
+    loop = make_loop(consumer, rows=rows)
+    consumer.produce(ROWS0, b"a", "é".encode(), b"c")
+    loop.poll_once()
+    loop.flush()
+    assert rows.stored == ["a", "c"] and loop.unreadable == 1
+    assert consumer.committed == {ROWS0: 3}
+
+
+def test_enough_rows_flush_at_once(consumer: FakeConsumer) -> None:
+    rows = FakeWriter(consumer)
+    loop = make_loop(consumer, rows=rows)
+    loop.max_rows = 4  # counted by size (here: characters)
+    consumer.produce(ROWS0, b"ab")
+    loop.poll_once()
+    assert rows.stored == []
+    consumer.produce(ROWS0, b"cd")
+    loop.poll_once()
+    assert rows.stored == ["ab", "cd"] and consumer.committed == {ROWS0: 2}
+
+
+def test_a_revocation_writes_and_the_poll_loop_commits(consumer: FakeConsumer) -> None:
+    rows = FakeWriter(consumer)
+    loop = make_loop(consumer, rows=rows)
+    assigned: list[bool] = []
+    loop.on_assigned = lambda: assigned.append(True)
+    consumer.produce(ROWS0, b"a")
+    consumer.produce(ROWS1, b"b")
+    loop.poll_once()
+    assert consumer.listener is not None
+    consumer.listener.on_partitions_revoked([ROWS1])
+    # Written, but not committed on the IO thread (where commit raises).
+    assert rows.stored == ["a", "b"] and consumer.committed == {}
+    consumer.assigned = {ROWS0}  # ROWS1 moved to another store
+    consumer.listener.on_partitions_assigned([ROWS0])
+    assert assigned == [True]
+    loop.poll_once()  # nothing new: the kept offsets are committed, for ROWS0 only
+    assert consumer.committed == {ROWS0: 1}

@@ -1,1 +1,0 @@
-"""Subcommands of the tokenshare CLI, grouped by what they touch."""

@@ -1,0 +1,97 @@
+"""Every Kafka client of tokenshare, built from Settings in one place.
+
+One factory per client library and role, so that the broker address, the security
+options (``Settings.kafka_client_options``: SASL/TLS, spelled differently by each
+library) and the durability options are applied the same way everywhere:
+
+- kafka-python (producers, the store, admin tasks): :func:`producer`,
+  :func:`consumer`, :func:`admin`;
+- aiokafka (the worker's batch loop, the share stage, the HTTP endpoint):
+  :func:`aio_producer`, :func:`aio_consumer`;
+- Faust (the worker app): :func:`faust_broker`.
+
+Producers are durable by default: ``acks=all`` and idempotence, so a broker failover
+neither loses nor duplicates an acknowledged send. Keyword arguments override or add
+client options (``client_id``, fetch sizes, timeouts ...).
+
+The client libraries are imported on first use: they are slow to import, and a
+process needs only the ones it uses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tokenshare.settings import Settings
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+#: Producer options no tokenshare producer goes without (both libraries spell them so).
+DURABLE: dict[str, Any] = {"acks": "all", "enable_idempotence": True}
+
+
+def options(settings: Settings, library: str = "kafka-python", **extra: Any) -> dict[str, Any]:
+    """Keyword arguments for a client of ``library``: bootstrap, security, then ``extra``."""
+    if library not in ("kafka-python", "aiokafka"):
+        raise ValueError(f"no plain client options for {library!r}; see faust_broker()")
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        **settings.kafka_client_options("aiokafka" if library == "aiokafka" else "kafka-python"),
+        **extra,
+    }
+
+
+# --- kafka-python ---------------------------------------------------------------------------
+
+
+def producer(settings: Settings, **extra: Any) -> KafkaProducer:
+    """A durable kafka-python producer (acks=all, idempotent)."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(**options(settings, **{**DURABLE, **extra}))
+
+
+def consumer(settings: Settings, *topics: str, **extra: Any) -> KafkaConsumer:
+    """A kafka-python consumer, subscribed to ``topics`` when any are given."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(*topics, **options(settings, **extra))
+
+
+def admin(settings: Settings, **extra: Any) -> KafkaAdminClient:
+    """A kafka-python admin client."""
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(**options(settings, **extra))
+
+
+# --- aiokafka -------------------------------------------------------------------------------
+
+
+def aio_producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
+    """A durable aiokafka producer (acks=all, idempotent); ``await start()`` it."""
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(**options(settings, "aiokafka", **{**DURABLE, **extra}))
+
+
+def aio_consumer(settings: Settings, *topics: str, **extra: Any) -> AIOKafkaConsumer:
+    """An aiokafka consumer, subscribed to ``topics`` when any are given."""
+    from aiokafka import AIOKafkaConsumer
+
+    return AIOKafkaConsumer(*topics, **options(settings, "aiokafka", **extra))
+
+
+# --- Faust ----------------------------------------------------------------------------------
+
+
+def faust_broker(settings: Settings) -> dict[str, Any]:
+    """``faust.App`` keyword arguments for the broker: its URL, the credentials (SASL/TLS)
+    and acks=all for the app's own producer."""
+    return {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "producer_acks": -1,
+        **settings.kafka_client_options("faust"),
+    }
