@@ -3,7 +3,9 @@
 Invariants checked after every scenario:
   stored rows == acknowledged ids, no id stored twice, no id that was never sent,
   every daily rollup equal to a recomputation from the raw rows,
-  dead letters == invalid inputs injected.
+  one dead letter per invalid input injected (told apart by source topic, partition,
+  offset and index: the worker's dead letters are at least once, so a worker killed
+  after publishing them and before its commit publishes them again on replay).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import orjson
 from kafka import KafkaConsumer
 
 from tokenshare.producers.kafka_producer import EventProducer
+from tokenshare.schema.dead_letter import DeadLetter
 from tokenshare.settings import Settings
 from tokenshare.sinks.query import run_query
 
@@ -44,8 +47,9 @@ class Figures:
     lost: int
     unknown: int
     rollup_mismatches: int
-    dead_letters: int
+    dead_letters: int  #: distinct refused inputs on the dead-letter topic
     invalid_injected: int
+    dead_letter_repeats: int = 0  #: extra copies of those, from replays after a crash
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -87,6 +91,7 @@ class Ledger:
         stored = {str(r[0]): int(r[1]) for r in rows}
         recomputed = _as_set(run_query(s, RECOMPUTED_ROLLUP.format(db=db)).rows)
         streamed = _as_set(run_query(s, STREAMED_ROLLUP.format(db=db)).rows)
+        letters = dead_letter_sources(s)
         return Figures(
             produced=len(self.sent),
             acked=len(self.acked),
@@ -95,8 +100,9 @@ class Ledger:
             lost=len(self.acked - stored.keys()),
             unknown=len(stored.keys() - self.sent),
             rollup_mismatches=len(recomputed ^ streamed),
-            dead_letters=count_messages(s, s.dlq_topic),
+            dead_letters=len(set(letters)),
             invalid_injected=self.invalid_injected,
+            dead_letter_repeats=len(letters) - len(set(letters)),
         )
 
     def check(self) -> Figures:
@@ -114,17 +120,19 @@ def _as_set(rows: list[list[Any]]) -> set[tuple[str, ...]]:
     return {tuple(str(v) for v in r) for r in rows}
 
 
-def count_messages(settings: Settings, topic: str) -> int:
+def dead_letter_sources(settings: Settings) -> list[tuple[str, int, int, int | None]]:
+    """Where each message on the dead-letter topic came from, repeats included."""
     consumer = KafkaConsumer(
-        topic,
+        settings.dlq_topic,
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         consumer_timeout_ms=2000,
     )
     try:
-        return sum(1 for _ in consumer)
+        letters = [DeadLetter.read(m.value, m.headers) for m in consumer]
     finally:
         consumer.close()
+    return [(d.topic, d.partition, d.offset, d.index) for d in letters]
 
 
 def read_json(settings: Settings, topic: str) -> list[dict[str, Any]]:

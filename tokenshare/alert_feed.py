@@ -5,25 +5,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-import orjson
 
 from tokenshare import kafka_clients
+from tokenshare.schema.outputs import AlertMessage
 from tokenshare.settings import Settings
 
 STATUS_STYLE = {"final": "bold magenta", "provisional": "yellow", "late_correction": "red"}
 
 
-def describe(alert: dict[str, Any]) -> str:
-    style = STATUS_STYLE.get(str(alert["status"]), "white")
-    return f"[{style}]ALERT {alert['status']}[/] {alert['text']}"
+def describe(alert: AlertMessage) -> str:
+    style = STATUS_STYLE.get(alert.status, "white")
+    return f"[{style}]ALERT {alert.status}[/] {alert.text}"
 
 
 class AlertFeed:
     """A background reader of the alerts topic; `show` decides what is printed."""
 
-    def __init__(self, settings: Settings, on_alert: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, settings: Settings, on_alert: Callable[[AlertMessage], None]) -> None:
         self.settings = settings
         self.on_alert = on_alert
         self.seen = 0
@@ -48,7 +46,7 @@ class AlertFeed:
                     for record in records:
                         self.seen += 1
                         self.last_at = time.monotonic()
-                        self.on_alert(orjson.loads(record.value))
+                        self.on_alert(AlertMessage.decode(record.value))
         finally:
             consumer.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
@@ -16,6 +15,7 @@ from tokenshare.localstack import LocalKafka
 from tokenshare.processes import spawn, stop, wait_until
 from tokenshare.producers.send import send_events
 from tokenshare.producers.simulator import SimConfig, simulate
+from tokenshare.schema.outputs import AlertMessage
 from tokenshare.settings import Settings
 from tokenshare.sinks.owner import data_path_of, read_owner
 from tokenshare.sinks.query import run_query
@@ -160,9 +160,9 @@ def _summary(settings: Settings) -> None:
     console.print(f"[bold]{count:,}[/] events stored in {settings.clickhouse_database}.raw_events")
 
 
-def _show_alert(alert: dict[str, Any]) -> None:
+def _show_alert(alert: AlertMessage) -> None:
     """Live: origin-bloc and open/closed crossovers; the rest are counted in the summary."""
-    if alert["rule"] == "crossover" and alert["dimension"] in ("origin_bloc", "weights"):
+    if alert.rule == "crossover" and alert.dimension in ("origin_bloc", "weights"):
         err_console.print(describe(alert))
 
 
