@@ -61,15 +61,13 @@ def _config(s: Settings) -> list[Finding]:
 
 
 def _kafka(s: Settings) -> list[Finding]:
-    from kafka import KafkaAdminClient, KafkaConsumer
     from kafka.errors import KafkaError
 
+    from tokenshare import kafka_clients
     from tokenshare.streams.topics import group_lag, topic_specs
 
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=5000, **s.kafka_client_options()
-        )
+        admin = kafka_clients.admin(s, request_timeout_ms=5000)
     except KafkaError as exc:
         return [
             Finding(
@@ -82,7 +80,7 @@ def _kafka(s: Settings) -> list[Finding]:
     try:
         out = [Finding("broker", OK, f"{s.kafka_bootstrap} answers")]
         names = set(admin.list_topics())
-        probe = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap, **s.kafka_client_options())
+        probe = kafka_clients.consumer(s)
         try:
             meta = {t: len(probe.partitions_for_topic(t) or ()) for t in names}
         finally:

@@ -122,7 +122,7 @@ def _full(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern.removeprefix("^").removesuffix("$"))
 
 
-EVENT_ID = _full(r"^[A-Za-z0-9._:@-]+$")
+EVENT_ID = _full(r"^[A-Za-z0-9._:@-]+$")  # the oracle restates the contract on purpose
 LABEL = _full(r"^[A-Za-z0-9][A-Za-z0-9 ._/:-]*$")
 LANGUAGE = _full(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 

@@ -94,6 +94,12 @@ Label = Annotated[
 Timestamp = Annotated[AwareDatetime, Field(ge=MIN_TS)]
 
 
+#: The characters an event id may hold: none needs quoting in SQL, a URL or a header.
+EVENT_ID_CHARS = "A-Za-z0-9._:@-"
+EVENT_ID_MAX = 128
+EVENT_ID_PATTERN = rf"^[{EVENT_ID_CHARS}]+$"
+
+
 class EventFields(BaseModel):
     """One request through the gateway, every field checked on its own.
 
@@ -112,7 +118,7 @@ class EventFields(BaseModel):
     )
 
     event_id: Annotated[
-        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
+        str, StringConstraints(min_length=1, max_length=EVENT_ID_MAX, pattern=EVENT_ID_PATTERN)
     ] = Field(description="Unique id of the request (gateway generation id).")
     ts: Timestamp = Field(description="Request time, RFC 3339 with an offset; stored in UTC.")
     model: Annotated[str, StringConstraints(pattern=SLUG_PATTERN)] = Field(

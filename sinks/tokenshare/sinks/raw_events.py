@@ -32,6 +32,7 @@ from clickhouse_connect.driver.client import Client
 
 from tokenshare.faults import chance, failing
 from tokenshare.retry import RetryCallState, RetryPolicy, retrying
+from tokenshare.schema.event import EVENT_ID_CHARS
 from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
 from tokenshare.sinks.clickhouse import INSERT_SETTINGS, StoreError
 from tokenshare.watermark import WatermarkRule, read_progress
@@ -271,7 +272,7 @@ FINGERPRINT_SQL = ", ".join(FINGERPRINT[1:])
 
 
 #: What an event id may hold (schema.event's pattern): nothing that needs quoting.
-_PLAIN_IDS = re.compile(r"[A-Za-z0-9._:@ -]*")
+_PLAIN_IDS = re.compile(f"[{EVENT_ID_CHARS}]*")
 
 
 def _lookup_chunks(keys: Iterable[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:

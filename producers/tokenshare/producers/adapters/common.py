@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from tokenshare.schema.event import TokenEvent
+from tokenshare.schema.event import EVENT_ID_CHARS, EVENT_ID_MAX, TokenEvent
 from tokenshare.schema.wire import describe
 
 #: An event document: what an adapter builds, JSON-ready, before validation.
@@ -25,8 +25,8 @@ EventDoc = dict[str, Any]
 
 _EVENT = TypeAdapter(TokenEvent)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ID_OK = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-_ID_BAD_CHARS = re.compile(r"[^A-Za-z0-9._:@-]")
+_ID_OK = re.compile(rf"^[{EVENT_ID_CHARS}]{{1,{EVENT_ID_MAX}}}$")
+_ID_BAD_CHARS = re.compile(rf"[^{EVENT_ID_CHARS}]")
 _LABEL_BAD_CHARS = re.compile(r"[^A-Za-z0-9 ._/:-]")
 _AUTHOR_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$")
 _MODEL_BAD_CHARS = re.compile(r"[^A-Za-z0-9._:~@+-]+")
