@@ -80,6 +80,16 @@ class _Windowed(_Message):
     def window(self) -> Window:
         return Window(self.window_start, self.window_end, self.window_kind)
 
+    @staticmethod
+    def _fields_of(window: Window) -> dict[str, Any]:
+        """The window's four fields, as every message about a window carries them."""
+        return {
+            "window_kind": window.kind,
+            "window_start": window.start,
+            "window_end": window.end,
+            "window_label": window.label,
+        }
+
     @model_validator(mode="after")
     def _label_names_the_window(self) -> Self:
         if self.window_label != self.window.label:
@@ -125,10 +135,7 @@ class AlertMessage(_Windowed):
     ) -> AlertMessage:
         """The alert about `window` (its kind, start, end and label filled in)."""
         return cls(
-            window_kind=window.kind,
-            window_start=window.start,
-            window_end=window.end,
-            window_label=window.label,
+            **cls._fields_of(window),
             alert_id=alert_id,
             rule=rule,
             status=status,
@@ -171,10 +178,7 @@ class ShareSnapshot(_Windowed):
     ) -> ShareSnapshot:
         """The snapshot of `window` (its kind, start, end and label filled in)."""
         return cls(
-            window_kind=window.kind,
-            window_start=window.start,
-            window_end=window.end,
-            window_label=window.label,
+            **cls._fields_of(window),
             dimension=dimension,
             measure=measure,
             final=final,
