@@ -6,17 +6,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install system-deps demo test unit lint typecheck check reliability stack-up stack-down clean
+.PHONY: help install system-deps tools demo test unit lint typecheck check reliability stack-up stack-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-system-deps:  ## Java 17 and Maven for the local Kafka broker (apt, only if missing)
+system-deps:  ## Java 17 and Maven (Kafka broker), npm and Chromium (dashboard) (apt, only if missing)
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  echo "installing Java 17 and Maven for the local Kafka broker"; \
 	  apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven; }
 	@command -v $(PYTHON) >/dev/null || command -v python3 >/dev/null || { \
 	  apt-get update -q && apt-get install -y -q python3 python3-venv; }
+	@command -v npm >/dev/null && command -v chromium >/dev/null || { \
+	  echo "installing npm (the dashboard's chart library) and Chromium (its browser tests)"; \
+	  apt-get update -q && apt-get install -y -q npm chromium; }
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null && PY=$(PYTHON) || PY=python3; \
@@ -25,7 +28,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-install: system-deps $(STAMP)  ## venv with tokenshare and its dev tools
+install: system-deps $(STAMP)  ## venv with tokenshare and its dev tools, the dashboard's chart library
+	@$(BIN)/python -m tokenshare.dashboard.vendor
 
 demo: install  ## the main job: Kafka + worker + embedded ClickHouse + simulated market
 	$(BIN)/tokenshare demo
@@ -41,11 +45,17 @@ typecheck: install  ## mypy --strict
 unit: install  ## tests that need no broker (tests/unit, under a minute)
 	$(BIN)/pytest tests/unit
 
-test: install lint typecheck  ## lint, types, then every test against a real broker and ClickHouse
+tools: install  ## build Alertmanager, Prometheus and promtool from the Go module proxy, once (needs go)
+	$(BIN)/tokenshare stack tools
+
+test: install lint typecheck tools  ## lint, types, then every test against a real broker and ClickHouse
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest
 
-reliability: install  ## the fault scenarios, rewriting the figures in tests/RELIABILITY.md
-	TOKENSHARE_RELIABILITY_REPORT=tests/RELIABILITY.md $(BIN)/pytest tests/integration/end_to_end/test_reliability.py
+reliability: install  ## the fault and recovery scenarios and the burst, rewriting the figures in tests/RELIABILITY.md
+	TOKENSHARE_RELIABILITY_REPORT=tests/RELIABILITY.md $(BIN)/pytest -p no:cacheprovider \
+	  tests/integration/end_to_end/test_reliability.py \
+	  tests/integration/end_to_end/test_recovery.py \
+	  tests/integration/soak/test_burst.py
 
 stack-up: install  ## start the local Kafka broker
 	$(BIN)/tokenshare stack up

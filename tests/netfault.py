@@ -1,5 +1,7 @@
 """A TCP proxy for network faults between Kafka clients and the broker:
-latency with jitter on every chunk, and connection resets on demand.
+latency with jitter on every chunk, connection resets on demand, and silently
+dropped connections (what a NAT or load balancer does when it forgets an idle
+flow: no reset, no FIN, nothing more delivered either way).
 
 It injects only those faults. Two things a naive proxy adds by accident, and
 that Kafka clients only notice after their request timeout (30 s, 305 s for a
@@ -22,6 +24,10 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tokenshare.settings import Settings
 
 
 class _Pair:
@@ -29,6 +35,7 @@ class _Pair:
 
     def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
         self.socks = (client, upstream)
+        self.dropped = False  # silently dropped: bytes are read and thrown away
 
     def end(self, reset: bool = False) -> None:
         """Wake both pumps; with `reset`, their close sends RST instead of FIN."""
@@ -46,6 +53,8 @@ class FaultyLink:
         self.latency_s = 0.0
         self.jitter_s = 0.0
         self.resets = 0
+        self.drops = 0
+        self._dropped: list[_Pair] = []
         self._rnd = random.Random(seed)
         self._pairs: list[_Pair] = []
         self._lock = threading.Lock()
@@ -79,6 +88,8 @@ class FaultyLink:
                 data = src.recv(65536)
                 if not data:
                     break
+                if pair.dropped:
+                    continue  # swallowed: the sender sees a healthy socket, no reply comes
                 delay = self.latency_s + self._rnd.uniform(-self.jitter_s, self.jitter_s)
                 if delay > 0:
                     time.sleep(delay)
@@ -103,7 +114,50 @@ class FaultyLink:
             pair.end(reset=True)
         self.resets += 1
 
+    def drop_all(self) -> None:
+        """Silently drop every open connection: both ends stay open, nothing is
+        forwarded any more. New connections are forwarded as usual."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            pair.dropped = True
+        self._dropped.extend(pairs)  # ended on close()
+        self.drops += 1
+
     def close(self) -> None:
         self._stop.set()
         self._server.close()
         self.reset_all()
+        for pair in self._dropped:
+            pair.end(reset=True)
+
+
+@contextlib.contextmanager
+def proxied_broker(home: Path, broker_dir: Path) -> Iterator[tuple[FaultyLink, Settings]]:
+    """A broker of its own that every client reaches through a FaultyLink (the
+    broker advertises the proxy's port), and Settings that use it."""
+    from tokenshare.localstack import LocalKafka
+    from tokenshare.processes import free_ports
+
+    port, controller, proxy_port, query_port, web_port = free_ports(5)
+    link = FaultyLink(proxy_port, port)
+    broker = LocalKafka(
+        broker_dir, port=port, controller_port=controller, advertised_port=proxy_port
+    )
+    broker.start(timeout=120)
+    try:
+        yield (
+            link,
+            Settings(
+                home=home,
+                kafka_bootstrap=f"127.0.0.1:{proxy_port}",
+                topic_prefix="n",
+                partitions=4,
+                clickhouse_dsn=f"chdb://{home / 'ch'}",
+                store_query_port=query_port,
+                worker_web_port=web_port,
+            ),
+        )
+    finally:
+        link.close()
+        broker.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +21,7 @@ from tokenshare.schema.outputs import AlertMessage
 from tokenshare.settings import Settings
 from tokenshare.sinks.owner import data_path_of, read_owner
 from tokenshare.sinks.query import run_query
+from tokenshare.streams.shares.config import load_rules
 from tokenshare.streams.topics import ensure_topics, group_lag
 
 console = Console()
@@ -72,12 +75,18 @@ def run_demo(settings: Settings, *, events: int, batch: int, seed: int, keep_run
         )
         _wait_stored(settings)
         elapsed = time.monotonic() - t0
-        # The share stage ticks every second: let it finish the last windows.
+        # The share stage evaluates after each stored flush (a notice on the
+        # rollup-changes topic, read by the worker's Faust agent): wait until it has
+        # taken every notice, then for its last alerts to reach the feed.
         wait_until(
-            lambda: feed.quiet_for(3 * settings.shares_interval_s + 1),
-            60,
-            "the share stage to settle",
+            lambda: group_lag(settings, settings.worker_id, settings.changes_topic) == 0,
+            300,
+            "the share stage to evaluate every stored flush",
         )
+        # The last windows close once the partitions that stopped first count as idle
+        # (they no longer hold the watermark back): the share stage re-evaluates then.
+        idle_s = load_rules(settings.rules_file).idle_partition_seconds
+        wait_until(lambda: feed.quiet_for(idle_s + 10), idle_s + 120, "the last alerts")
         feed.stop()
         console.print(
             f"[green]{report.sent:,} events[/] through Kafka into ClickHouse in {elapsed:.1f}s "
@@ -86,6 +95,7 @@ def run_demo(settings: Settings, *, events: int, batch: int, seed: int, keep_run
         )
         _summary(settings)
         _crossovers(settings, feed.seen)
+        _story(settings)
     finally:
         if not keep_running:
             stop(worker)
@@ -192,3 +202,97 @@ def _short(tokens: int) -> str:
         if tokens >= size:
             return f"{tokens / size:.1f}{unit}"
     return str(tokens)
+
+
+# --- the market's story ---------------------------------------------------------------
+
+WEEKLY_STORY = """
+SELECT toMonday(day) AS week,
+       sum(total_tokens) AS tokens,
+       sumIf(total_tokens, origin_bloc = 'China') AS china,
+       sumIf(total_tokens, origin_bloc = 'US') AS us,
+       sumIf(total_tokens, reasoning_tokens > 0) AS reasoning,
+       sumIf(total_tokens, category = 'programming') AS programming,
+       sumIf(total_tokens, weights = 'open') AS open,
+       sumIf(cost_usd, startsWith(ifNull(region, ''), 'ap-')) AS asia_spend,
+       sum(cost_usd) AS spend,
+       sumIf(total_tokens, tool_calls > 0) AS tools,
+       sum(prompt_tokens) / count() AS prompt_per_request
+FROM {db}.raw_events GROUP BY week ORDER BY week
+"""
+
+#: What the public reports say (OpenRouter and a16z, "State of AI", Dec 2025; press
+#: reports on the 2026 China/US crossover), beside each milestone of the replay.
+REPORTS = {
+    "china": "first China > US week: 9-15 Feb 2026 (China 4.12T vs US 2.94T tokens)",
+    "reversal": "the lead changes hands again later in the series",
+    "reasoning": "reasoning models: near 0 (start of 2025) -> over 50% of tokens",
+    "open": "open weights ~33% of tokens by end of 2025",
+    "programming": "programming ~11% (2024) -> over 50% of tokens (mid-2026)",
+    "asia": "Asia's share of spend ~13% -> ~31%",
+    "prompt": "average prompt ~1.5K -> over 6K tokens per request",
+    "tools": "requests with tool calls carry a stable ~15% of tokens",
+}
+
+
+def _iso(week: object) -> str:
+    year, number, _ = date.fromisoformat(str(week)[:10]).isocalendar()
+    return f"{year}-W{number:02d}"
+
+
+def _first(rows: list[dict[str, float]], test: Callable[[dict[str, float]], bool]) -> int | None:
+    return next((i for i, r in enumerate(rows) if test(r)), None)
+
+
+def _story(settings: Settings) -> None:
+    """Each milestone of the replay with the week it appeared, beside the reports."""
+    result = run_query(settings, WEEKLY_STORY.format(db=settings.clickhouse_database))
+    rows = [dict(zip(result.columns, (float(x) if i else x for i, x in enumerate(r)), strict=True))
+            for r in result.rows]  # fmt: skip
+    rows = [r for r in rows if r["tokens"]]
+    if not rows:
+        return
+    weeks = [_iso(r["week"]) for r in rows]
+    table = Table(title="The market's story: milestones of the replay, beside the reports")
+    for name in ("milestone", "week", "replay", "reports"):
+        table.add_column(name, overflow="fold")
+
+    def share(r: dict[str, float], key: str, of: str = "tokens") -> float:
+        return r[key] / r[of] if r[of] else 0.0
+
+    def milestone(name: str, at: int | None, figure: Callable[[int], str], report: str) -> None:
+        table.add_row(name, weeks[at] if at is not None else "not reached",
+                      figure(at if at is not None else len(rows) - 1), REPORTS[report])  # fmt: skip
+
+    leads = [r["china"] > r["us"] for r in rows]
+    china = _first(rows, lambda r: r["china"] > r["us"])
+    milestone("China-origin tokens overtake US-origin", china,
+              lambda i: f"China {share(rows[i], 'china'):.1%} vs US {share(rows[i], 'us'):.1%}",
+              "china")  # fmt: skip
+    if china is not None:
+        changes = [i for i in range(china + 1, len(rows)) if leads[i] != leads[i - 1]]
+        table.add_row("the lead changes hands again", ", ".join(weeks[i] for i in changes) or "-",
+                      f"{len(changes)} reversals after the first", REPORTS["reversal"])  # fmt: skip
+    milestone("reasoning requests carry over half the tokens",
+              _first(rows, lambda r: share(r, "reasoning") > 0.5),
+              lambda i: f"{share(rows[0], 'reasoning'):.0%} -> {share(rows[i], 'reasoning'):.0%}",
+              "reasoning")  # fmt: skip
+    milestone("open-weight models pass a third of tokens",
+              _first(rows, lambda r: share(r, "open") > 1 / 3),
+              lambda i: f"{share(rows[i], 'open'):.1%}", "open")  # fmt: skip
+    milestone("programming passes half of all tokens",
+              _first(rows, lambda r: share(r, "programming") > 0.5),
+              lambda i: f"{share(rows[0], 'programming'):.0%} -> "
+              f"{share(rows[i], 'programming'):.0%}", "programming")  # fmt: skip
+    milestone("Asia reaches 30% of spend",
+              _first(rows, lambda r: share(r, "asia_spend", "spend") >= 0.3),
+              lambda i: f"{share(rows[0], 'asia_spend', 'spend'):.0%} -> "
+              f"{share(rows[i], 'asia_spend', 'spend'):.0%}", "asia")  # fmt: skip
+    milestone("average prompt passes 6K tokens",
+              _first(rows, lambda r: r["prompt_per_request"] > 6000),
+              lambda i: f"{rows[0]['prompt_per_request']:,.0f} -> "
+              f"{rows[i]['prompt_per_request']:,.0f}", "prompt")  # fmt: skip
+    tools = [share(r, "tools") for r in rows]
+    table.add_row("tool-call share, every week", f"{weeks[0]}..{weeks[-1]}",
+                  f"{min(tools):.0%}-{max(tools):.0%}", REPORTS["tools"])  # fmt: skip
+    console.print(table)

@@ -20,7 +20,8 @@ process needs only the ones it uses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import socket
+from typing import TYPE_CHECKING, Any, Literal
 
 from tokenshare.settings import Settings
 
@@ -38,6 +39,7 @@ def options(settings: Settings, library: str = "kafka-python", **extra: Any) -> 
         raise ValueError(f"no plain client options for {library!r}; see faust_broker()")
     return {
         "bootstrap_servers": settings.kafka_bootstrap,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
         **settings.kafka_client_options("aiokafka" if library == "aiokafka" else "kafka-python"),
         **extra,
     }
@@ -84,14 +86,47 @@ def aio_consumer(settings: Settings, *topics: str, **extra: Any) -> AIOKafkaCons
     return AIOKafkaConsumer(*topics, **options(settings, "aiokafka", **extra))
 
 
+# --- consumer groups --------------------------------------------------------------------------
+
+#: The roles that join consumer groups, and the port that makes each one unique on its host.
+Role = Literal["store", "ingest", "faust"]
+
+
+def instance_id(settings: Settings, role: Role) -> str | None:
+    """The static member id of this process in its ``role``'s group, or None (dynamic).
+
+    Stable across restarts of the same process (same host, same port or same
+    configured id), unique among processes that run at the same time.
+    """
+    if not settings.kafka_static_membership:
+        return None
+    if settings.kafka_instance_id:
+        return f"{settings.kafka_instance_id}-{role}"
+    port = settings.store_query_port if role == "store" else settings.worker_web_port
+    return f"{socket.gethostname()}-{port}-{role}"
+
+
+def membership(settings: Settings, role: Role) -> dict[str, Any]:
+    """Group options for a kafka-python or aiokafka consumer of ``role`` (same spelling)."""
+    return {
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "group_instance_id": instance_id(settings, role),
+    }
+
+
 # --- Faust ----------------------------------------------------------------------------------
 
 
 def faust_broker(settings: Settings) -> dict[str, Any]:
     """``faust.App`` keyword arguments for the broker: its URL, the credentials (SASL/TLS)
-    and acks=all for the app's own producer."""
+    acks=all for the app's own producer, and its group membership (see :func:`membership`)."""
     return {
         "broker": f"kafka://{settings.kafka_bootstrap}",
         "producer_acks": -1,
+        "broker_request_timeout": settings.kafka_request_timeout_ms / 1000,
+        "broker_session_timeout": settings.kafka_session_timeout_ms / 1000,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_ms / 1000,
+        "consumer_group_instance_id": instance_id(settings, "faust"),
         **settings.kafka_client_options("faust"),
     }

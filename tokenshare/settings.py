@@ -138,6 +138,26 @@ class Settings(BaseSettings):
     #: How long a starting worker or store waits for an unreachable broker (a broker
     #: restart or rolling upgrade) before it exits with an error.
     kafka_startup_wait_s: float = Field(default=120.0, ge=0)
+    #: A group member that stops heartbeating loses its partitions after this long:
+    #: short, so a crashed worker or store is replaced in seconds, not after the
+    #: clients' defaults (45 s, 60 s for Faust). The broker refuses less than its
+    #: group.min.session.timeout.ms (6 s by default).
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=2_000, ge=100)
+    #: How long a client waits for any reply before it drops the connection and
+    #: reconnects. A link that dies silently (a NAT or load balancer forgetting an
+    #: idle flow: no reset, no data) is noticed only this way, so it bounds recovery;
+    #: the clients' defaults are 30-40 s. JoinGroup requests wait longer, as they must.
+    kafka_request_timeout_ms: int = Field(default=15_000, ge=1_000)
+    #: Static group membership (KIP-345): a restarted worker or store rejoins under
+    #: the same instance id and gets its partitions back without a rebalance. The id
+    #: is this value plus the process's role, or, when empty, the host name plus the
+    #: port the process listens on (two processes on one host cannot share it).
+    #: Set ``kafka_static_membership=false`` for dynamic members, which leave their
+    #: groups at once on a clean stop (static members are only dropped after the
+    #: session timeout, so a scale-in takes that long).
+    kafka_static_membership: bool = True
+    kafka_instance_id: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,200}$")
 
     # --- ClickHouse ------------------------------------------------------------
     #: ``chdb:///abs/path`` (embedded, one owning process) or ``http(s)://user:pw@host:port``.
@@ -168,13 +188,30 @@ class Settings(BaseSettings):
     # --- share stage (streams/shares) ------------------------------------------
     #: Rules file (TOML); unset: the shipped defaults, streams/shares/rules.toml.
     rules_file: Path | None = None
+    #: How often a worker sends the share-stage notices it owes itself (takeovers,
+    #: idle rechecks); nothing is read unless one is due.
     shares_interval_s: float = Field(default=1.0, gt=0)
     #: Optional: every alert is also POSTed here as JSON (with a `text` line).
     alert_webhook_url: str | None = None
+    #: Optional: Prometheus Alertmanager's base URL (``http://alertmanager:9093``); every
+    #: alert is posted to its v2 API, for routing, grouping and silences.
+    alertmanager_url: str | None = None
+    #: Optional: a Slack (or Slack-compatible) incoming-webhook URL for ``{"text": ...}``.
+    slack_webhook_url: str | None = None
 
     # --- store (sinks/) --------------------------------------------------------
     #: Loopback port where the store serves read-only SQL while it runs.
     store_query_port: int = 18123
+    #: Port of the store's Prometheus endpoint (/metrics); 0: any free port (logged).
+    store_metrics_port: int = Field(default=18124, ge=0, le=65535)
+    #: Interface of that endpoint; 0.0.0.0 in containers.
+    store_metrics_bind: str = "127.0.0.1"
+    #: A starting store waits this long for a short-lived holder of the embedded
+    #: data path (a migration, an offline query) to finish, instead of exiting.
+    store_lock_wait_s: float = Field(default=30.0, ge=0)
+    #: Readers (`tokenshare sql`, analyst commands) open the embedded engine
+    #: themselves instead of asking the store: only while no store runs.
+    query_offline: bool = False
     store_max_rows: int = Field(default=200_000, ge=1)
     store_max_wait_ms: int = Field(default=500, ge=1)
 
@@ -224,6 +261,11 @@ class Settings(BaseSettings):
     @property
     def shares_topic(self) -> str:
         return f"{self.topic_prefix}.shares"
+
+    @property
+    def changes_topic(self) -> str:
+        """Notices from the store to the share stage: rows of these dimensions are stored."""
+        return f"{self.topic_prefix}.rollup-changes"
 
     @property
     def ingest_group(self) -> str:

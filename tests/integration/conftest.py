@@ -31,7 +31,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
 @pytest.fixture
 def settings(kafka: LocalKafka, tmp_path: Path) -> Settings:
     """Settings for one test: own topics, own ClickHouse data path, free ports."""
-    query_port, web_port = free_ports(2)
+    query_port, web_port, metrics_port = free_ports(3)
     s = Settings(
         home=tmp_path,
         kafka_bootstrap=kafka.bootstrap,
@@ -39,6 +39,7 @@ def settings(kafka: LocalKafka, tmp_path: Path) -> Settings:
         partitions=4,
         clickhouse_dsn=f"chdb://{tmp_path / 'clickhouse'}",
         store_query_port=query_port,
+        store_metrics_port=metrics_port,
         worker_web_port=web_port,
         worker_id=unique("w"),
     )

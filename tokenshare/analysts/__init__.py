@@ -1,4 +1,5 @@
-"""For analysts: the views' queries as typed functions (``queries``) and their plots (``plots``).
+"""For analysts: the views' queries as typed functions (``queries``; the study's
+analyses in ``study``) and their plots (``plots``).
 
 Queries take a ``query(sql, parameters) -> rows`` callable, so the same code runs
 from the CLI (``sinks.query.run_query``, routed to the running store) and in tests

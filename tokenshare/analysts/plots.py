@@ -8,6 +8,8 @@ looking at pixels.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,9 +31,10 @@ from tokenshare.analysts.queries import (
     SharePoint,
     ShareTable,
 )
+from tokenshare.analysts.study import Elasticity, PricePoint
 from tokenshare.schema.catalog import UNIDENTIFIED
 
-X = TypeVar("X", date, int)
+X = TypeVar("X", date, int, float)
 Style = Literal["line", "stacked"]
 
 #: Where crossover markers came from (PlotInfo.crossover_source).
@@ -244,6 +247,66 @@ def plot_concentration(
     _dated_axis(ax, weeks)
     # Inside, top centre: outside on the right it would cover the HHI axis.
     _finish(fig, ax, info, legend=(lines + more_lines, labels + more_labels), inside=True)
+    _save(fig, out)
+    return info
+
+
+# --- cost against volume ------------------------------------------------------------
+
+
+def plot_prices(
+    points: Sequence[PricePoint], fit: Elasticity | None, dimension: str, out: Path
+) -> PlotInfo[float]:
+    """Price per million tokens against tokens, both on log scales, one labelled point
+    per value; dashed medians split the four quadrants; the log-log fit as a line."""
+    priced = [p for p in points if p.usd_per_mtok > 0 and p.tokens > 0]
+    if not priced:
+        raise ValueError("no priced traffic to plot")
+    mid_price = statistics.median([p.usd_per_mtok for p in priced])
+    mid_tokens = statistics.median([float(p.tokens) for p in priced])
+    info = PlotInfo[float](
+        out,
+        f"Cost against volume by {_words(dimension)}",
+        "effective price, USD per million tokens (log)",
+        "tokens (log)",
+        {p.value: [(p.usd_per_mtok, float(p.tokens))] for p in priced},
+        [(p.usd_per_mtok, f"{p.value}: {p.quadrant}") for p in priced],
+        reference_lines=[("median price", mid_price), ("median tokens", mid_tokens)],
+        note=(
+            f"Elasticity {fit.elasticity:+.3f} (log-log least squares over {fit.points} values,"
+            f" R² {fit.r_squared:.2f}): 10% cheaper, {fit.elasticity * -10:+.1f}% tokens."
+            if fit is not None
+            else "Fewer than 2 priced values: no elasticity."
+        ),
+    )
+    fig, ax = _figure()
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    colours = _colours([p.value for p in priced])
+    for p in priced:
+        ax.scatter([p.usd_per_mtok], [p.tokens], s=60, color=colours[p.value], zorder=3)
+        ax.annotate(_short(p.value), (p.usd_per_mtok, p.tokens), xytext=(6, 4),
+                    textcoords="offset points", fontsize=8)  # fmt: skip
+    ax.axvline(mid_price, color="#999999", ls="--", lw=1)
+    ax.axhline(mid_tokens, color="#999999", ls="--", lw=1)
+    for x, y, ha, va, text in (
+        (0.02, 0.98, "left", "top", "low cost, high volume"),
+        (0.98, 0.98, "right", "top", "high cost, high volume"),
+        (0.02, 0.02, "left", "bottom", "low cost, low volume"),
+        (0.98, 0.02, "right", "bottom", "high cost, low volume"),
+    ):
+        ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=9, color="#777777")
+    if fit is not None:
+        low = min(p.usd_per_mtok for p in priced)
+        high = max(p.usd_per_mtok for p in priced)
+        xs = [low, high]
+        ys = [math.exp(fit.intercept) * x**fit.elasticity for x in xs]
+        ax.plot(xs, ys, color="#d62728", lw=1.6, label=f"fit: tokens ∝ price^{fit.elasticity:.2f}")
+        ax.legend(loc="lower center", fontsize=9, frameon=False)
+    fig.suptitle(info.title, fontsize=14, fontweight="bold", x=0.01, ha="left")
+    ax.set_title(info.note, fontsize=9, color="#555555", loc="left")
+    ax.set_xlabel(info.x_label)
+    ax.set_ylabel(info.y_label)
     _save(fig, out)
     return info
 

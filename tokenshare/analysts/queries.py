@@ -66,22 +66,22 @@ def database_name(name: str) -> str:
     return name
 
 
-def _positive(name: str, value: int) -> int:
+def positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
     return value
 
 
-def _sql(template: str, **identifiers: str) -> str:
+def render_sql(template: str, **identifiers: str) -> str:
     return Template(template).substitute(identifiers)
 
 
-def _recent(period: str, weeks: int | None, params: dict[str, Any]) -> str:
+def recent_weeks(period: str, weeks: int | None, params: dict[str, Any]) -> str:
     """The condition keeping the last `weeks` weeks before `latest` (None: no condition;
     Date arithmetic wraps around below 1970, so "all" must not be a huge number)."""
     if weeks is None:
         return ""
-    params["weeks"] = _positive("weeks", weeks)
+    params["weeks"] = positive("weeks", weeks)
     return f" AND {period} > latest - toIntervalDay(7 * {{weeks:UInt32}})"
 
 
@@ -95,7 +95,7 @@ def _given(**filters: Any) -> dict[str, Any]:
     return {k: v for k, v in filters.items() if v is not None}
 
 
-def _date(value: Any) -> date:
+def as_date(value: Any) -> date:
     """A Date column as a date (remote results arrive as ISO strings)."""
     if isinstance(value, datetime):
         return value.date()
@@ -124,10 +124,23 @@ WHERE dimension = {dimension:String}$extra
 WINDOW w AS (PARTITION BY $period)
 ORDER BY period, value
 """
+
+
 # Shares are renormalised over the rows kept, so that leaving 'unidentified' out
 # gives shares among identified traffic for every measure (the views carry an
-# identified share for tokens only).
-_NOT_UNIDENTIFIED = " AND value != {unidentified:String}"
+# identified share for tokens only). Authors and models the catalog cannot place
+# (stealth models: a slug prefix that is no known lab) have a value of their own,
+# so they are left out by name (``unplaced_values``): every catalog dimension then
+# loses the same traffic as origin_bloc's 'unidentified' bucket.
+def not_unidentified(column: str = "value") -> str:
+    """The condition leaving out `column`'s unidentified and unplaced values (binds
+    {unidentified} and {dimension}; `column` is an allowlisted name)."""
+    return (
+        f" AND {column} != {{unidentified:String}} AND {column} NOT IN"
+        " (SELECT value FROM $db.unplaced_values WHERE dimension = {dimension:String})"
+    )
+
+
 # Rolling: the non-overlapping 7-day windows that end on the latest day, one per week.
 _EVERY_SEVENTH = " AND dateDiff('day', $period, latest) % 7 = 0"
 
@@ -141,22 +154,29 @@ def weekly_shares(
     measure: str = "tokens",
     exclude_unidentified: bool = False,
     rolling: bool = False,
+    where: Mapping[str, str] | None = None,
 ) -> list[SharePoint]:
     """Shares of every value of `dimension` in the last `weeks` weeks (None: all).
 
     ISO weeks by default; `rolling` gives the 7-day windows ending on the latest
     day and every 7 days before it (the freshest view, one column per week).
+    `where` keeps one segment ({"weights": "open"}): shares within it.
     """
+    if where:
+        if rolling:
+            raise ValueError("rolling windows are not available within a segment; drop --where")
+        return segment_shares(query, database, dimension, where, weeks=weeks, measure=measure,
+                              exclude_unidentified=exclude_unidentified)  # fmt: skip
     allowed("dimension", dimension, DIMENSIONS)
     column = SHARE_COLUMNS[allowed("measure", measure, ANALYST_MEASURES)]
     view, period = SHARE_VIEWS[rolling]
     params: dict[str, Any] = {"dimension": dimension, "unidentified": UNIDENTIFIED}
-    extra = _recent(period, weeks, params)
-    extra += _NOT_UNIDENTIFIED if exclude_unidentified else ""
+    extra = recent_weeks(period, weeks, params)
+    extra += not_unidentified() if exclude_unidentified else ""
     extra += _EVERY_SEVENTH if rolling else ""
     template = _SHARES_SQL.replace("$extra", extra)
-    sql = _sql(template, db=database_name(database), view=view, period=period, column=column)
-    return [SharePoint(_date(p), str(v), float(s)) for p, v, s in query(sql, params)]
+    sql = render_sql(template, db=database_name(database), view=view, period=period, column=column)
+    return [SharePoint(as_date(p), str(v), float(s)) for p, v, s in query(sql, params)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +209,52 @@ class ShareTable:
 
     def series(self) -> dict[str, list[tuple[date, float]]]:
         return {v: list(zip(self.periods, s, strict=True)) for v, s in self.shares.items()}
+
+
+_SEGMENT_SQL = """
+WITH (SELECT max(week) FROM $db.event_dimensions) AS latest
+SELECT week AS period, $dimension AS value, sum($measure) AS amount,
+       if(sum(amount) OVER w > 0, amount / sum(amount) OVER w, 0) AS share
+FROM $db.event_dimensions
+WHERE 1$extra
+GROUP BY period, value
+WINDOW w AS (PARTITION BY period)
+ORDER BY period, value
+"""
+
+
+def segment_filter(where: Mapping[str, str], params: dict[str, Any]) -> str:
+    """`dim = {where_i:String}` per filter on ``event_dimensions``, whose columns are
+    the dimensions' names: the names are allowlisted, the values bound."""
+    sql = ""
+    for i, (name, value) in enumerate(sorted(where.items())):
+        column = allowed("dimension", name, DIMENSIONS)
+        params[f"where_{i}"] = value
+        sql += f" AND {column} = {{where_{i}:String}}"
+    return sql
+
+
+def segment_shares(
+    query: Query,
+    database: str,
+    dimension: str,
+    where: Mapping[str, str],
+    *,
+    weeks: int | None = 12,
+    measure: str = "tokens",
+    exclude_unidentified: bool = False,
+) -> list[SharePoint]:
+    """Shares of `dimension`'s values per ISO week within the traffic matching `where`
+    (China-origin against rest-of-world open models: by origin_bloc, weights=open)."""
+    column = allowed("dimension", dimension, DIMENSIONS)
+    total = allowed("measure", measure, ANALYST_MEASURES)  # a column of the same name
+    db = database_name(database)
+    params: dict[str, Any] = {"dimension": dimension, "unidentified": UNIDENTIFIED}
+    extra = segment_filter(where, params) + recent_weeks("week", weeks, params)
+    if exclude_unidentified:
+        extra += not_unidentified(column)
+    sql = render_sql(_SEGMENT_SQL.replace("$extra", extra), db=db, dimension=column, measure=total)
+    return [SharePoint(as_date(p), str(v), float(s)) for p, v, _, s in query(sql, params)]
 
 
 # --- crossovers and alerts ---------------------------------------------------------
@@ -234,15 +300,15 @@ def crossovers(
         window_kind=window_kind and allowed("window kind", window_kind, WINDOW_KINDS),
         measure=measure and allowed("measure", measure, MEASURES),
     )
-    sql = _sql(_CROSSOVERS_SQL.replace("$where", _where(filters)), db=database_name(database))
-    rows = query(sql, {**filters, "limit": _positive("limit", limit)})
+    sql = render_sql(_CROSSOVERS_SQL.replace("$where", _where(filters)), db=database_name(database))
+    rows = query(sql, {**filters, "limit": positive("limit", limit)})
     return [_crossover(row) for row in reversed(rows)]
 
 
 def _crossover(row: Sequence[Any]) -> Crossover:
     kind, start, label, status, dimension, measure, leader, overtaken, margin, text = row
     return Crossover(
-        str(kind), _date(start), str(label), str(status), str(dimension), str(measure),
+        str(kind), as_date(start), str(label), str(status), str(dimension), str(measure),
         str(leader), str(overtaken), float(margin), str(text),
     )  # fmt: skip
 
@@ -284,9 +350,9 @@ def alerts(
         status=status and allowed("status", status, STATUSES),
         dimension=dimension and allowed("dimension", dimension, DIMENSIONS),
     )
-    sql = _sql(_ALERTS_SQL.replace("$where", _where(filters)), db=database_name(database))
-    rows = query(sql, {**filters, "limit": _positive("limit", limit)})
-    return [AlertRow(_date(row[0]), *(str(c) for c in row[1:])) for row in rows]
+    sql = render_sql(_ALERTS_SQL.replace("$where", _where(filters)), db=database_name(database))
+    rows = query(sql, {**filters, "limit": positive("limit", limit)})
+    return [AlertRow(as_date(row[0]), *(str(c) for c in row[1:])) for row in rows]
 
 
 # --- top values --------------------------------------------------------------------
@@ -324,12 +390,12 @@ def top_values(
     total = allowed("measure", measure, ANALYST_MEASURES)  # a column of the same name
     params: dict[str, Any] = {
         "dimension": dimension,
-        "limit": _positive("limit", limit),
+        "limit": positive("limit", limit),
         "unidentified": UNIDENTIFIED,
     }
-    extra = _recent("week", weeks, params)
-    extra += _NOT_UNIDENTIFIED if exclude_unidentified else ""
-    sql = _sql(_TOP_SQL.replace("$extra", extra), db=database_name(database), total=total)
+    extra = recent_weeks("week", weeks, params)
+    extra += not_unidentified() if exclude_unidentified else ""
+    sql = render_sql(_TOP_SQL.replace("$extra", extra), db=database_name(database), total=total)
     return [TopValue(str(v), float(t), float(s)) for v, t, s in query(sql, params)]
 
 
@@ -391,14 +457,16 @@ def retention(
     params: dict[str, Any] = {"model": model}
     follow = ""
     if weeks is not None:
-        params["weeks"] = _positive("weeks", weeks)
+        params["weeks"] = positive("weeks", weeks)
         follow = " AND weeks_after <= {weeks:UInt32}"
-    sql = _sql(_RETENTION_SQL.replace("$recent", follow), db=database_name(database), view=view)
+    sql = render_sql(
+        _RETENTION_SQL.replace("$recent", follow), db=database_name(database), view=view
+    )
     sizes: dict[date, int] = {}
     cells: dict[tuple[date, int], tuple[int, float]] = {}
     for cohort, after, active, size, share in query(sql, params):
-        sizes[_date(cohort)] = int(size)
-        cells[(_date(cohort), int(after))] = (int(active), float(share))
+        sizes[as_date(cohort)] = int(size)
+        cells[(as_date(cohort), int(after))] = (int(active), float(share))
     return RetentionMatrix(model, members, sizes, cells, weeks)
 
 
@@ -429,9 +497,9 @@ def concentration(
     """Top-1 share and HHI of `dimension` per ISO week (identified values; None: all weeks)."""
     allowed("dimension", dimension, DIMENSIONS)
     params: dict[str, Any] = {"dimension": dimension}
-    recent = _recent("week", weeks, params)
-    sql = _sql(_CONCENTRATION_SQL.replace("$recent", recent), db=database_name(database))
+    recent = recent_weeks("week", weeks, params)
+    sql = render_sql(_CONCENTRATION_SQL.replace("$recent", recent), db=database_name(database))
     return [
-        ConcentrationPoint(_date(w), str(v), float(t), float(h), int(n))
+        ConcentrationPoint(as_date(w), str(v), float(t), float(h), int(n))
         for w, v, t, h, n in query(sql, params)
     ]

@@ -22,11 +22,12 @@ def ingest_http(ctx: Context, host: str, port: int, insecure_no_auth: bool) -> N
     """HTTP ingest for gateways that cannot speak Kafka.
 
     POST /v1/events takes one event or a JSON array (202 all accepted, 207 some,
-    400 none); POST /v1/otlp/v1/traces takes OTLP/HTTP JSON traces and counts
-    their GenAI spans. Answers come after Kafka acknowledged. Requests carry
+    400 none); POST /v1/traces and /v1/metrics take OTLP/HTTP (protobuf or
+    JSON) and count GenAI spans and gen_ai.client.token.usage (/v1/otlp/v1/traces
+    still takes traces). Answers come after Kafka acknowledged. Requests carry
     `Authorization: Bearer $TOKENSHARE_INGEST_TOKEN`. GET /healthz, /readyz,
-    /stats. SIGTERM stops gracefully: requests in flight finish, the producer
-    is flushed.
+    /stats, /metrics (Prometheus). SIGTERM stops gracefully: requests in flight
+    finish, the producer is flushed.
     """
     import logging
 

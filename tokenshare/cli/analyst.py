@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from tokenshare.cli.context import Context, fail
 from tokenshare.cli.query import NO_DATA_HINT, query_or_fail
+from tokenshare.cli.report import Report, emit, format_option
 from tokenshare.schema.vocabulary import (
     ANALYST_MEASURES,
     DIMENSIONS,
@@ -33,13 +33,11 @@ if TYPE_CHECKING:  # the queries load the catalog: only when a command runs
 SPARKS = "▁▂▃▄▅▆▇█"
 T = TypeVar("T")
 
-out = Console()
-
 
 # --- plumbing ----------------------------------------------------------------------
 
 
-def _runner(ctx: Context) -> tuple[Query, str]:
+def runner(ctx: Context) -> tuple[Query, str]:
     """(query callable over the read-only query path, database); errors exit with a next step."""
 
     def query(sql: str, parameters: dict[str, Any]) -> list[list[Any]]:
@@ -48,7 +46,7 @@ def _runner(ctx: Context) -> tuple[Query, str]:
     return query, ctx.settings().clickhouse_database
 
 
-def _call(what: Callable[[], T]) -> T:
+def call(what: Callable[[], T]) -> T:
     """Run a query function; a refused name (allowlists) exits with the allowed ones."""
     try:
         return what()
@@ -56,7 +54,7 @@ def _call(what: Callable[[], T]) -> T:
         fail(str(exc), "see --help for the allowed values")
 
 
-def _require(found: Sequence[Any] | dict[Any, Any], what: str) -> None:
+def require(found: Sequence[Any] | dict[Any, Any], what: str) -> None:
     if not found:
         fail(f"no {what} yet", NO_DATA_HINT)
 
@@ -103,8 +101,30 @@ measure_option = click.option(
 exclude_option = click.option(
     "--exclude-unidentified",
     is_flag=True,
-    help="Leave out traffic the model catalog cannot place (shares of known values).",
+    help="Leave out traffic the model catalog cannot place: the 'unidentified' value, and "
+    "authors and models of no known lab (stealth models); shares of known values.",
 )
+where_option = click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="DIMENSION=VALUE",
+    help="Only traffic with this value (repeatable, all must hold), e.g. weights=open.",
+)
+
+
+def parse_where(items: Sequence[str]) -> dict[str, str]:
+    """`dimension=value` pairs; a bad one exits saying how to write it."""
+    found: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in DIMENSIONS or not value:
+            fail(
+                f"--where {item!r} is not DIMENSION=VALUE",
+                f"write e.g. --where weights=open; dimensions: {', '.join(DIMENSIONS)}",
+            )
+        found[name] = value
+    return found
 
 
 # --- tables ------------------------------------------------------------------------
@@ -125,8 +145,11 @@ exclude_option = click.option(
     default=15,
     show_default=True,
     type=click.IntRange(1, 1000),
-    help="Rows: the values with the highest peak share; the rest in one 'other' row.",
+    help="Rows: the values with the highest peak share; the rest in one 'other' row "
+    "(table only: csv and json carry every value).",
 )
+@where_option
+@format_option
 @click.pass_obj
 def shares(
     ctx: Context,
@@ -136,29 +159,37 @@ def shares(
     exclude_unidentified: bool,
     rolling: bool,
     top: int,
+    where: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Weekly shares of a dimension's values: one row per value, one column per week
-    (percent; the week's leader in bold) and a sparkline of the trend.
+    (percent; the week's leader in bold) and a sparkline of the trend. With --where,
+    shares within a segment (China-origin against rest-of-world open models).
 
     \b
     Examples:
       tokenshare shares --by origin_bloc --weeks 12
+      tokenshare shares --by origin_bloc --where weights=open
       tokenshare shares --by model --measure spend_usd --exclude-unidentified
-      tokenshare shares --by weights --rolling
+      tokenshare shares --by weights --rolling --format csv
     """
     from tokenshare.analysts.queries import ShareTable, weekly_shares
 
-    query, db = _runner(ctx)
-    points = _call(
+    query, db = runner(ctx)
+    segment = parse_where(where)
+    points = call(
         lambda: weekly_shares(query, db, dimension, weeks=weeks, measure=measure,
-                              exclude_unidentified=exclude_unidentified, rolling=rolling)
+                              exclude_unidentified=exclude_unidentified, rolling=rolling,
+                              where=segment)
     )  # fmt: skip
-    _require(points, f"shares of {dimension}")
+    require(points, f"shares of {dimension}" + (f" where {', '.join(where)}" if where else ""))
     full = ShareTable.pivot(points)
     kind = "7-day windows ending" if rolling else "ISO weeks starting"
     what = ", known values only" if exclude_unidentified else ""
-    title = f"Share of {measure} by {dimension} (%{what}), {kind}"
-    out.print(share_grid(full.top(top), dimension, title, set(full.shares)))
+    within = f" within {', '.join(where)}" if where else ""
+    title = f"Share of {measure} by {dimension}{within} (%{what}), {kind}"
+    report = Report(title, ("period", dimension, "share"), [tuple(p) for p in points])
+    emit(fmt, report, share_grid(full.top(top), dimension, title, set(full.shares)))
 
 
 def share_grid(table: ShareTable, dimension: str, title: str, values: set[str]) -> Table:
@@ -189,9 +220,15 @@ def share_grid(table: ShareTable, dimension: str, title: str, values: set[str]) 
     type=click.IntRange(1, 100_000),
     help="Show the newest N.",
 )
+@format_option
 @click.pass_obj
 def crossovers(
-    ctx: Context, dimension: str | None, status: str | None, kind: str | None, limit: int
+    ctx: Context,
+    dimension: str | None,
+    status: str | None,
+    kind: str | None,
+    limit: int,
+    fmt: str,
 ) -> None:
     """Crossovers the share stage found: which value overtook which, when, by how much.
 
@@ -199,12 +236,13 @@ def crossovers(
     Examples:
       tokenshare crossovers
       tokenshare crossovers --by origin_bloc --status final
-      tokenshare crossovers --by model --kind iso_week
+      tokenshare crossovers --by model --kind iso_week --format csv
     """
+    from tokenshare.analysts.queries import Crossover
     from tokenshare.analysts.queries import crossovers as find
 
-    query, db = _runner(ctx)
-    found = _call(
+    query, db = runner(ctx)
+    found = call(
         lambda: find(query, db, dimension=dimension, status=status, window_kind=kind, limit=limit)
     )
     if not found:
@@ -214,14 +252,15 @@ def crossovers(
             + NO_DATA_HINT
             + ", or plot shares: `tokenshare plot shares` marks leader changes itself",
         )
-    grid = Table(title=f"Newest {len(found)} crossovers, oldest first", title_justify="left")
+    title = f"Newest {len(found)} crossovers, oldest first"
+    grid = Table(title=title, title_justify="left")
     for name in ("window", "kind", "status", "dimension", "measure", "leader", "overtaken"):
         grid.add_column(name)
     grid.add_column("margin", justify="right")
     for c in found:
         grid.add_row(c.window_label, c.window_kind, c.status, c.dimension, c.measure,
                      f"[bold]{c.leader}[/]", c.overtaken, f"{c.margin_pp:.1f} pp")  # fmt: skip
-    out.print(grid)
+    emit(fmt, Report(title, Crossover._fields, [tuple(c) for c in found]), grid)
 
 
 @click.command()
@@ -229,9 +268,15 @@ def crossovers(
 @click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
 @click.option("--by", "dimension", type=click.Choice(DIMENSIONS), help="Only this dimension.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
+@format_option
 @click.pass_obj
 def alerts(
-    ctx: Context, rule: str | None, status: str | None, dimension: str | None, limit: int
+    ctx: Context,
+    rule: str | None,
+    status: str | None,
+    dimension: str | None,
+    limit: int,
+    fmt: str,
 ) -> None:
     """The newest alerts of the share stage (crossovers, thresholds, concentration,
     jumps, rank changes), newest window first.
@@ -240,12 +285,13 @@ def alerts(
     Examples:
       tokenshare alerts
       tokenshare alerts --rule threshold --status final --limit 50
-      tokenshare alerts --rule jump --by model
+      tokenshare alerts --rule jump --by model --format json
     """
+    from tokenshare.analysts.queries import AlertRow
     from tokenshare.analysts.queries import alerts as newest
 
-    query, db = _runner(ctx)
-    found = _call(
+    query, db = runner(ctx)
+    found = call(
         lambda: newest(query, db, rule=rule, status=status, dimension=dimension, limit=limit)
     )
     if not found:
@@ -253,12 +299,13 @@ def alerts(
             "no alerts stored (with these filters)",
             "alerts come from a running `tokenshare worker`; " + NO_DATA_HINT,
         )
-    grid = Table(title=f"Newest {len(found)} alerts", title_justify="left")
+    title = f"Newest {len(found)} alerts"
+    grid = Table(title=title, title_justify="left")
     for name in ("window", "rule", "status", "dimension", "alert"):
         grid.add_column(name)
     for a in found:
         grid.add_row(a.window_label, a.rule, a.status, a.dimension, a.text)
-    out.print(grid)
+    emit(fmt, Report(title, AlertRow._fields, [tuple(a) for a in found]), grid)
 
 
 @click.command()
@@ -267,6 +314,7 @@ def alerts(
 @measure_option
 @exclude_option
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@format_option
 @click.pass_obj
 def top(
     ctx: Context,
@@ -275,6 +323,7 @@ def top(
     measure: str,
     exclude_unidentified: bool,
     limit: int,
+    fmt: str,
 ) -> None:
     """The largest values of a dimension over the last weeks, with their share.
 
@@ -282,24 +331,23 @@ def top(
     Examples:
       tokenshare top --by model
       tokenshare top --by author --weeks 12 --measure spend_usd
-      tokenshare top --by category --measure requests --limit 5
+      tokenshare top --by category --measure requests --limit 5 --format csv
     """
     from tokenshare.analysts.queries import top_values
 
-    query, db = _runner(ctx)
-    found = _call(
+    query, db = runner(ctx)
+    found = call(
         lambda: top_values(query, db, dimension, weeks=weeks, measure=measure, limit=limit,
                            exclude_unidentified=exclude_unidentified)
     )  # fmt: skip
-    _require(found, f"traffic by {dimension}")
+    require(found, f"traffic by {dimension}")
     if not any(v.total for v in found):
         fail(
             f"no {measure} recorded by {dimension} in the last {weeks} weeks",
             "spend needs cost_usd on the events; try --measure tokens or more --weeks",
         )
-    grid = Table(
-        title=f"Top {dimension} by {measure}, last {weeks} ISO weeks", title_justify="left"
-    )
+    title = f"Top {dimension} by {measure}, last {weeks} ISO weeks"
+    grid = Table(title=title, title_justify="left")
     grid.add_column("#", justify="right")
     grid.add_column(dimension)
     grid.add_column(measure, justify="right")
@@ -309,7 +357,8 @@ def top(
     for rank, v in enumerate(found, 1):
         bar = "█" * max(1, round(v.share / peak * 30)) if peak > 0 else ""
         grid.add_row(str(rank), v.value, _amount(v.total, measure), _pct(v.share), bar)
-    out.print(grid)
+    rows = [(rank, v.value, v.total, v.share) for rank, v in enumerate(found, 1)]
+    emit(fmt, Report(title, ("rank", dimension, measure, "share"), rows), grid)
 
 
 @click.command()
@@ -322,22 +371,32 @@ def top(
     type=click.IntRange(1, 520),
     help="Follow each cohort this many weeks after its first.",
 )
+@click.option(
+    "--monthly",
+    is_flag=True,
+    help="Calendar-month cohorts, with how many came back after a month away.",
+)
+@format_option
 @click.pass_obj
-def retention(ctx: Context, model: str, users: bool, weeks: int) -> None:
+def retention(ctx: Context, model: str, users: bool, weeks: int, monthly: bool, fmt: str) -> None:
     """Do apps (or users) stay with a model? A cohort matrix: one row per first-use
-    week, the share still active 1, 2, ... weeks later.
+    week (or month), the share still active 1, 2, ... weeks (months) later.
 
     \b
     Examples:
       tokenshare retention --model deepseek/deepseek-v3.2
       tokenshare retention --model anthropic/claude-4.6-sonnet --users --weeks 12
+      tokenshare retention --model deepseek/deepseek-v3.2 --monthly --format csv
     """
     from tokenshare.analysts.queries import retention as cohorts
 
-    query, db = _runner(ctx)
+    query, db = runner(ctx)
     slug = _canonical(model)
     members = "users" if users else "apps"
-    matrix = _call(lambda: cohorts(query, db, slug, members=members, weeks=weeks))
+    if monthly:
+        _monthly_retention(query, db, slug, members, fmt)
+        return
+    matrix = call(lambda: cohorts(query, db, slug, members=members, weeks=weeks))
     if not matrix.cells:
         fail(
             f"no {members} have used {slug} (retention counts events with "
@@ -358,8 +417,43 @@ def retention(ctx: Context, model: str, users: bool, weeks: int) -> None:
             for a in range(span + 1)
         ]
         grid.add_row(f"{_day(cohort)} {cohort:%Y}", str(matrix.cohort_sizes[cohort]), *cells)
-    out.print(grid)
-    out.print("[dim]· = not observed yet[/]")
+    rows = [
+        (cohort, after, matrix.cohort_sizes[cohort], active, share)
+        for (cohort, after), (active, share) in sorted(matrix.cells.items())
+        if after <= span
+    ]
+    columns = ("cohort_week", "weeks_after", "cohort_size", "active", "retention")
+    title = f"Retention of {members} using {slug}"
+    emit(fmt, Report(title, columns, rows, ("[dim]· = not observed yet[/]",)), grid)
+
+
+def _monthly_retention(query: Query, db: str, slug: str, members: str, fmt: str) -> None:
+    """Month cohorts: retention per month after, and the returning members in brackets."""
+    from tokenshare.analysts.study import MonthlyRetention, monthly_retention
+
+    found = call(lambda: monthly_retention(query, db, slug, members=members))
+    if not found:
+        fail(f"no {members} have used {slug}", "check the slug with `tokenshare top --by model`")
+    span = max(r.months_after for r in found)
+    title = f"Monthly retention of {members} using {slug}"
+    grid = Table(title=title, title_justify="left")
+    grid.add_column("first month")
+    grid.add_column(members, justify="right")
+    for after in range(span + 1):
+        grid.add_column(f"+{after}", justify="right")
+    cohorts: dict[date, dict[int, MonthlyRetention]] = {}
+    for r in found:
+        cohorts.setdefault(r.cohort_month, {})[r.months_after] = r
+    for cohort, row in cohorts.items():
+        size = next(iter(row.values())).cohort_size
+        cells = [
+            f"{_pct(row[a].retention)} ({row[a].returning})" if a in row and row[a].returning
+            else _pct(row[a].retention) if a in row else "·"
+            for a in range(span + 1)
+        ]  # fmt: skip
+        grid.add_row(f"{cohort:%b %Y}", str(size), *cells)
+    notes = ("[dim](n) = back after a month or more away; · = not observed yet[/]",)
+    emit(fmt, Report(title, MonthlyRetention._fields, [tuple(r) for r in found], notes), grid)
 
 
 def _canonical(slug: str) -> str:
@@ -374,13 +468,14 @@ def _canonical(slug: str) -> str:
 
 @click.group()
 def plot() -> None:
-    """Charts (PNG) of share shifts, concentration and retention.
+    """Charts (PNG) of share shifts, concentration, retention and cost against volume.
 
     \b
     Examples:
       tokenshare plot shares --by origin_bloc -o shares.png
       tokenshare plot concentration --by model -o concentration.png
       tokenshare plot retention --model deepseek/deepseek-v3.2 -o retention.png
+      tokenshare plot prices --by category -o quadrants.png
     """
 
 
@@ -410,6 +505,8 @@ all_weeks_option = click.option(
     type=click.IntRange(1, 30),
     help="Values drawn: those with the highest peak share (stacked: the rest as 'other').",
 )
+@where_option
+@format_option
 @click.pass_obj
 def plot_shares_command(
     ctx: Context,
@@ -420,6 +517,8 @@ def plot_shares_command(
     measure: str,
     weeks: int | None,
     top: int,
+    where: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Weekly shares of a dimension's values, with crossovers marked (from the
     crossover alerts; without alerts, where the leader changes).
@@ -429,25 +528,33 @@ def plot_shares_command(
       tokenshare plot shares --by origin_bloc -o shares.png
       tokenshare plot shares --by weights --style stacked -o weights.png
       tokenshare plot shares --by model --exclude-unidentified --weeks 12 -o models.png
+      tokenshare plot shares --by origin_bloc --where weights=open -o open.png
     """
     _need_matplotlib()
     from tokenshare.analysts.plots import plot_shares
     from tokenshare.analysts.queries import crossovers, weekly_shares
 
-    query, db = _runner(ctx)
-    points = _call(
+    query, db = runner(ctx)
+    segment = parse_where(where)
+    points = call(
         lambda: weekly_shares(query, db, dimension, weeks=weeks, measure=measure,
-                              exclude_unidentified=exclude_unidentified)
+                              exclude_unidentified=exclude_unidentified, where=segment)
     )  # fmt: skip
-    _require(points, f"shares of {dimension}")
-    marks = crossovers(query, db, dimension=dimension, status="final", window_kind="iso_week")
+    require(points, f"shares of {dimension}")
+    # The share stage's crossovers are of whole-market shares: a segment finds its own.
+    marks = (
+        []
+        if segment
+        else crossovers(query, db, dimension=dimension, status="final", window_kind="iso_week")
+    )
     info = plot_shares(points, dimension, output, "stacked" if style == "stacked" else "line",
                              marks, measure=measure, exclude_unidentified=exclude_unidentified,
                              top=top)  # fmt: skip
-    _wrote(info.path, f"{len(info.series)} series, {len(info.annotations)} crossover markers")
-    for week, text in info.annotations:
-        out.print(f"  {_day(week)} {week:%Y}: {text}")
-    out.print(f"[dim]markers from the {info.crossover_source}[/]")
+    notes = [f"  {_day(week)} {week:%Y}: {text}" for week, text in info.annotations]
+    notes.append(f"[dim]markers from the {info.crossover_source}[/]")
+    markers = "; ".join(f"{week.isoformat()} {text}" for week, text in info.annotations)
+    what = f"{len(info.series)} series, {len(info.annotations)} crossover markers"
+    _wrote(fmt, info.path, what, notes, markers)
 
 
 @plot.command("concentration")
@@ -468,9 +575,10 @@ def plot_shares_command(
     type=click.FloatRange(0, 1),
     help="Top-1 share level to draw (the concentration rule's default).",
 )
+@format_option
 @click.pass_obj
 def plot_concentration_command(
-    ctx: Context, dimension: str, output: Path, weeks: int | None, level: float
+    ctx: Context, dimension: str, output: Path, weeks: int | None, level: float, fmt: str
 ) -> None:
     """Top-1 share and HHI of a dimension per ISO week, with a reference level.
 
@@ -483,11 +591,11 @@ def plot_concentration_command(
     from tokenshare.analysts.plots import plot_concentration
     from tokenshare.analysts.queries import concentration
 
-    query, db = _runner(ctx)
-    points = _call(lambda: concentration(query, db, dimension, weeks=weeks))
-    _require(points, f"concentration figures of {dimension}")
+    query, db = runner(ctx)
+    points = call(lambda: concentration(query, db, dimension, weeks=weeks))
+    require(points, f"concentration figures of {dimension}")
     info = plot_concentration(points, dimension, output, level)
-    _wrote(info.path, f"{len(points)} weeks, {len(info.annotations)} top-1 labels")
+    _wrote(fmt, info.path, f"{len(points)} weeks, {len(info.annotations)} top-1 labels")
 
 
 @plot.command("retention")
@@ -502,9 +610,16 @@ def plot_concentration_command(
     type=click.IntRange(1, 50),
     help="Cohort lines drawn (the largest); the average counts them all.",
 )
+@format_option
 @click.pass_obj
 def plot_retention_command(
-    ctx: Context, model: str, output: Path, users: bool, weeks: int | None, cohorts: int
+    ctx: Context,
+    model: str,
+    output: Path,
+    users: bool,
+    weeks: int | None,
+    cohorts: int,
+    fmt: str,
 ) -> None:
     """Retention of a model's apps (or users): one line per first-use cohort against
     weeks after, and the weighted average in bold.
@@ -518,17 +633,49 @@ def plot_retention_command(
     from tokenshare.analysts.plots import plot_retention
     from tokenshare.analysts.queries import retention
 
-    query, db = _runner(ctx)
+    query, db = runner(ctx)
     slug = _canonical(model)
     members = "users" if users else "apps"
-    matrix = _call(lambda: retention(query, db, slug, members=members, weeks=weeks))
+    matrix = call(lambda: retention(query, db, slug, members=members, weeks=weeks))
     if not matrix.cells:
         fail(
             f"no {members} have used {slug}",
             "check the slug with `tokenshare top --by model --weeks 52`; " + NO_DATA_HINT,
         )
     info = plot_retention(matrix, output, max_cohorts=cohorts)
-    _wrote(info.path, f"{len(matrix.cohorts)} cohorts, {len(info.series) - 1} drawn")
+    _wrote(fmt, info.path, f"{len(matrix.cohorts)} cohorts, {len(info.series) - 1} drawn")
+
+
+@plot.command("prices")
+@click.option(
+    "--by",
+    "dimension",
+    default="category",
+    show_default=True,
+    type=click.Choice(DIMENSIONS),
+    help="Whose cost and volume to draw.",
+)
+@output_option
+@format_option
+@click.pass_obj
+def plot_prices_command(ctx: Context, dimension: str, output: Path, fmt: str) -> None:
+    """Cost against volume, log-log: one point per value, the four quadrants split at
+    the medians, and the fitted price elasticity.
+
+    \b
+    Examples:
+      tokenshare plot prices -o quadrants.png
+      tokenshare plot prices --by author -o labs.png
+    """
+    _need_matplotlib()
+    from tokenshare.analysts.plots import plot_prices
+    from tokenshare.analysts.study import elasticity, prices
+
+    query, db = runner(ctx)
+    points = call(lambda: prices(query, db, dimension))
+    require(points, f"traffic by {dimension}")
+    info = call(lambda: plot_prices(points, elasticity(query, db, dimension), dimension, output))
+    _wrote(fmt, info.path, f"{len(info.series)} values; {info.note}")
 
 
 def _need_matplotlib() -> None:
@@ -539,5 +686,13 @@ def _need_matplotlib() -> None:
         fail(f"plots need matplotlib ({exc})", "install it: `.venv/bin/pip install matplotlib`")
 
 
-def _wrote(path: Path, what: str) -> None:
-    out.print(f"wrote [bold]{path}[/] ({what})")
+def _wrote(
+    fmt: str, path: Path, what: str, notes: Sequence[str] = (), markers: str | None = None
+) -> None:
+    """Say which file a plot wrote and what it holds (csv/json: one row)."""
+    columns: tuple[str, ...] = ("file", "drawn")
+    row: tuple[str, ...] = (str(path), what)
+    if markers is not None:
+        columns, row = (*columns, "markers"), (*row, markers)
+    report = Report(f"wrote {path}", columns, [row], notes)
+    emit(fmt, report, f"wrote [bold]{path}[/] ({what})")

@@ -26,15 +26,19 @@ def migrate(ctx: Context) -> None:
     # Embedded: the engine opens one data path per process; a running store owns it.
     lock = OwnerLock(data_path_of(settings.dsn)) if settings.embedded else None
     try:
-        if lock is not None:
-            lock.acquire()
+        if lock is not None:  # a short-lived holder (an offline query) is waited for
+            lock.acquire(wait_s=settings.store_lock_wait_s)
         client = connect(settings.dsn, cluster=cluster)
         try:
             applied = apply_migrations(client, settings.clickhouse_database, cluster)
         finally:
             client.close()
     except StoreBusy as exc:
-        fail(str(exc), "the running store applied the migrations when it started: restart it")
+        fail(
+            str(exc),
+            "a running store applies the migrations when it starts (restart it); "
+            "another holder: let it finish, then run this again",
+        )
     except ClusterRenderError as exc:
         fail(str(exc), "a migration needs a cluster rule in sinks/cluster.py")
     except StoreError as exc:

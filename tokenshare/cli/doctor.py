@@ -49,8 +49,7 @@ def _config(s: Settings) -> list[Finding]:
                 "rules",
                 OK,
                 f"{s.rules_file or 'shipped defaults'}: lateness "
-                f"{rules.lateness_hours} h, {len(rules.crossover.dimensions)} "
-                "crossover dimensions",
+                f"{rules.lateness_hours} h, {len(rules.all_rules())} rules",
             )
         )
     except ValueError as exc:

@@ -10,7 +10,20 @@ from pathlib import Path
 
 import click
 
-from tokenshare.cli import adapters, analyst, bench, clickhouse, data, doctor, pipeline, query
+from tokenshare.cli import (
+    adapters,
+    analyst,
+    bench,
+    catalog,
+    clickhouse,
+    dashboard,
+    data,
+    doctor,
+    pipeline,
+    query,
+    rules,
+    study,
+)
 from tokenshare.cli.context import Context
 from tokenshare.cli.stack import stack
 
@@ -24,13 +37,22 @@ COMMANDS: list[click.Command] = [
     data.replay,
     data.export_schema,
     query.sql,
+    catalog.catalog,
     doctor.doctor,
     analyst.shares,
     analyst.crossovers,
     analyst.alerts,
     analyst.top,
     analyst.retention,
+    study.requests,
+    study.tools,
+    study.prices,
+    study.volume,
+    study.regions,
+    study.breadth,
     analyst.plot,
+    rules.rules,
+    dashboard.dashboard,
     adapters.ingest_http,
     bench.bench,
     stack,
@@ -41,6 +63,8 @@ COMMANDS: list[click.Command] = [
     context_settings={"help_option_names": ["-h", "--help"]},
     commands=COMMANDS,
 )
+# The installed distribution's version (importlib.metadata), not a copy in the code.
+@click.version_option(package_name="tokenshare", prog_name="tokenshare")
 @click.option("--bootstrap", envvar="TOKENSHARE_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers.")
 @click.option(
     "--dsn",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -45,13 +46,30 @@ def worker(ctx: Context, loglevel: str, web_port: int | None) -> None:
 
     Run several to share the partitions; each needs its own --web-port.
     """
-    from tokenshare.sinks.query import run_query
     from tokenshare.streams.app import run_worker
 
     settings = ctx.settings(**({"worker_web_port": web_port} if web_port else {}))
     _wait_for_topics(settings)
     # The share stage reads its day sums from the store: this is where the two meet.
-    run_worker(settings, lambda sql: run_query(settings, sql).rows, loglevel=loglevel)
+    run_worker(settings, store_reader(settings), loglevel=loglevel)
+
+
+def store_reader(settings: Settings) -> Callable[[str], list[list[Any]]]:
+    """The share stage's query callable: SQL -> rows, asked of the running store.
+
+    It never opens the embedded engine itself (that would take the data path from
+    a store restarting after a crash): while no store serves, it raises
+    StoreNotServing, "store not serving ..., retrying", and the share stage skips
+    the tick and asks again on the next one."""
+    from tokenshare.sinks.query import StoreNotServing, run_query
+
+    def query(sql: str) -> list[list[Any]]:
+        try:
+            return run_query(settings, sql, offline=False).rows
+        except StoreNotServing as exc:
+            raise StoreNotServing(f"{exc} (retrying on the next tick)") from exc
+
+    return query
 
 
 @click.command()
@@ -78,7 +96,11 @@ def store(ctx: Context, query_port: int | None) -> None:
     try:
         runner = build_store(settings, WatermarkRule(rules.lateness, rules.idle_partition_seconds))
     except StoreBusy as exc:
-        fail(str(exc), "stop the other store (`tokenshare demo` stops its own) and retry")
+        fail(
+            str(exc),
+            "a second store on one embedded data path is never started: stop the holder "
+            "named above (`tokenshare demo` stops its own), then retry",
+        )
     runner.install_signal_handlers()
     console.print(
         f"store writing {settings.clickhouse_database} at {settings.dsn}; SQL at {runner.query_url}"

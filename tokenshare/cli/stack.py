@@ -158,3 +158,41 @@ def wipe(home: Path | None) -> None:
     with console.status("Stopping Kafka and deleting its data…"):
         kafka.wipe()
     console.print(f"[green]✓[/] wiped {kafka.dir}")
+
+
+@stack.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option(
+    "--list", "list_only", is_flag=True, help="Only show each tool and whether it is built."
+)
+def tools(names: tuple[str, ...], list_only: bool) -> None:
+    """Build the Go tools the tests run (alertmanager, prometheus, promtool), once.
+
+    They are built with `go install` from the Go module proxy (GOPROXY, as `go env`
+    says) into the cache beside the Kafka jars; later runs reuse them. NAME picks some.
+    """
+    from tokenshare.localstack.gotools import TOOLS, ensure_tool
+    from tokenshare.localstack.kafka import LocalStackError
+
+    unknown = sorted(set(names) - set(TOOLS))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown tool {', '.join(unknown)}; choose from {', '.join(TOOLS)}",
+            param_hint="NAME",
+        )
+    chosen = [TOOLS[n] for n in (names or tuple(TOOLS))]
+    if list_only:
+        table = Table(show_header=True, box=None)
+        for column in ("tool", "version", "binary"):
+            table.add_column(column)
+        for tool in chosen:
+            state = str(tool.binary) if tool.is_built() else "[yellow]not built[/]"
+            table.add_row(tool.name, tool.version, state)
+        Console().print(table)
+        return
+    for tool in chosen:
+        try:
+            path = ensure_tool(tool, console)
+        except LocalStackError as exc:
+            raise click.ClickException(str(exc)) from exc
+        console.print(f"[green]✓[/] {tool.name} {tool.version}: {path}")

@@ -51,15 +51,19 @@ class LocalStackError(RuntimeError):
     """The local stack could not do what was asked; the message says what to do next."""
 
 
-def cache_dir(version: str = KAFKA_VERSION) -> Path:
-    """``${TOKENSHARE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/tokenshare}/kafka-<version>``."""
+def cache_root() -> Path:
+    """``${TOKENSHARE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/tokenshare}``: every download and
+    build of the local stack lives under it, outside the repository (CI caches it)."""
     root = os.environ.get("TOKENSHARE_CACHE")
     if root:
-        base = Path(root).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        base = Path(xdg).expanduser() / "tokenshare"
-    return base / f"kafka-{version}"
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "tokenshare"
+
+
+def cache_dir(version: str = KAFKA_VERSION) -> Path:
+    """``<cache_root()>/kafka-<version>``."""
+    return cache_root() / f"kafka-{version}"
 
 
 def _tool(name: str) -> str:
@@ -91,7 +95,14 @@ def ensure_jars(version: str = KAFKA_VERSION, console: Console | None = None) ->
 
     Idempotent: a marker file records a complete download and later calls return at once.
     """
-    root = cache_dir(version)
+    template = resources.files(_PACKAGE).joinpath("pom.xml").read_text(encoding="utf-8")
+    pom = template.replace("@KAFKA_VERSION@", version)
+    return maven_dependencies(cache_dir(version), pom, f"Apache Kafka {version}", console)
+
+
+def maven_dependencies(root: Path, pom: str, what: str, console: Console | None = None) -> Path:
+    """The runtime dependencies of `pom` copied from Maven Central into ``root/libs``
+    once (``mvn dependency:copy-dependencies``); later calls return at once."""
     libs = root / "libs"
     if (root / _MARKER).exists() and libs.is_dir():
         return libs
@@ -99,8 +110,7 @@ def ensure_jars(version: str = KAFKA_VERSION, console: Console | None = None) ->
         if (root / _MARKER).exists() and libs.is_dir():  # another process finished first
             return libs
         mvn = _tool("mvn")
-        template = resources.files(_PACKAGE).joinpath("pom.xml").read_text(encoding="utf-8")
-        (root / "pom.xml").write_text(template.replace("@KAFKA_VERSION@", version))
+        (root / "pom.xml").write_text(pom)
         staging = root / "libs.partial"
         shutil.rmtree(staging, ignore_errors=True)
         cmd = [
@@ -109,22 +119,22 @@ def ensure_jars(version: str = KAFKA_VERSION, console: Console | None = None) ->
             f"-DoutputDirectory={staging}",
         ]  # fmt: skip
         status = (console or Console(stderr=True)).status(
-            f"Fetching Apache Kafka {version} jars from Maven Central…"
+            f"Fetching {what} jars from Maven Central…"
         )
         try:
             with status:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
         except subprocess.TimeoutExpired as exc:
             raise LocalStackError(
-                f"mvn did not finish within {exc.timeout:.0f} s while fetching Kafka {version}; "
+                f"mvn did not finish within {exc.timeout:.0f} s while fetching {what}; "
                 f"check access to Maven Central, then run again (or by hand: {' '.join(cmd)})"
             ) from exc
         if done.returncode != 0:
             raise LocalStackError(
-                f"mvn could not fetch Kafka {version} (exit {done.returncode}):\n"
+                f"mvn could not fetch {what} (exit {done.returncode}):\n"
                 f"{_tail(done.stdout + done.stderr)}\n"
                 "Check that Maven Central is reachable (proxy settings go in ~/.m2/settings.xml) "
-                f"and that version {version} exists, then run again; "
+                f"and that the version exists, then run again; "
                 f"to see everything: {' '.join(c for c in cmd if c != '-q')}"
             )
         shutil.rmtree(libs, ignore_errors=True)

@@ -1,10 +1,26 @@
-"""Synthetic gateway traffic whose weekly per-model volumes follow real figures.
+"""Synthetic gateway traffic: a market that tells the story of the public reports.
 
-Every model-week of the shipped market data (``market_data``) becomes a batch
-of events: as many as its share of requests allows, carrying exactly its
-tokens times one scale factor shared by all weeks and models, so every weekly
-share of every model equals the real one up to integer rounding. The rest of
-each event (provider, category, region, user, latency ...) is plausible noise.
+The weekly volume of every model comes from the market plan (``market_plan``:
+the real weekly top 10 with life cycles, a long tail of catalogued and cloaked
+models, China:US ratio pinned to the real series). Each model-week becomes as
+many events as its tokens allow at that week's request size, carrying exactly
+its planned tokens times one scale factor shared by all weeks and models.
+
+Everything else follows the reports on OpenRouter traffic (OpenRouter and
+a16z, "State of AI", Dec 2025; press reports on the 2026 China/US crossover),
+with trends that run from the reports' first figure in the first week to
+their last in the last week:
+
+- tasks: a token mix per segment (proprietary, China-origin open, other open),
+  programming growing from ~11% to over 50% of tokens; programming prompts are
+  3.5x longer than the rest;
+- request size: average prompt ~1.5K -> ~6K tokens, completion about doubling;
+- reasoning: the share of tokens in reasoning requests ~6% -> over 60%;
+- tool calls: requests with tool calls carry ~15% of tokens every week;
+- regions: Asia's share of traffic (and spend) ~13% -> ~31%, North America
+  under 50%; languages follow the users (English over 80%, Chinese ~5%);
+- users and apps from ``population`` (churn, foundational cohorts, a boomerang);
+- cost: list prices with cache discounts; ``:free`` variants cost nothing.
 
 Generation is vectorised with numpy per week and emitted in chunks, so memory
 is bounded by one week of arrays, never by the whole run.
@@ -23,7 +39,8 @@ import orjson
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from tokenshare.producers.market_data import Market, ModelWeek, Week, load_market
+from tokenshare.producers.market_plan import MarketPlan, PlannedModel, default_plan
+from tokenshare.producers.population import LANGUAGES, REGIONS, Population
 from tokenshare.schema.event import MAX_TOKENS, TokenEvent
 
 Int64s = NDArray[np.int64]
@@ -31,82 +48,19 @@ Floats = NDArray[np.float64]
 
 #: Events turned into dicts at a time; bounds the size of Python object lists.
 CHUNK: Final = 16_384
-_MS_PER_DAY: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Per-request token spread. Agent traffic re-sends long contexts, so prompts
-# are heavier-tailed than completions; the cap keeps single requests plausible.
-_SIGMA_PROMPT: Final = 1.1
-_SIGMA_COMPLETION: Final = 0.9
+# Per-request token spread within a category. Agent traffic re-sends long
+# contexts, so prompts are heavier-tailed than completions.
+_SIGMA_PROMPT: Final = 1.0
+_SIGMA_COMPLETION: Final = 0.8
 _PROMPT_COMPLETION_CORR: Final = 0.35
 _TAIL_CAP: Final = 40.0  # no request above 40x the mean weight of its model-week
 _WEIGHT_RESOLUTION: Final = 1 << 20
 
-CHINA_AUTHORS: Final = frozenset(
-    {"deepseek", "qwen", "moonshotai", "minimax", "z-ai", "xiaomi", "tencent", "stepfun"}
-)
+# --------------------------------------------------------------------------- tasks
 
-# --------------------------------------------------------------------------- providers
-
-_CLOSED_PROVIDER: Final = {"anthropic": "Anthropic", "google": "Google", "x-ai": "xAI"}
-_FIRST_PARTY: Final = {
-    "deepseek": "DeepSeek",
-    "qwen": "Alibaba",
-    "moonshotai": "Moonshot AI",
-    "minimax": "MiniMax",
-    "z-ai": "Z.AI",
-    "xiaomi": "Xiaomi",
-    "tencent": "Tencent",
-    "stepfun": "StepFun",
-    "arcee-ai": "Arcee AI",
-    "nvidia": "Nvidia",
-}
-_HOSTS: Final = (
-    ("Together", 0.16),
-    ("Fireworks", 0.15),
-    ("DeepInfra", 0.15),
-    ("Novita", 0.11),
-    ("SiliconFlow", 0.09),
-    ("Chutes", 0.09),
-    ("Parasail", 0.07),
-    ("Baseten", 0.07),
-    ("AtlasCloud", 0.05),
-    ("GMICloud", 0.06),
-)
-#: Share of an open model's traffic served by its author's own API.
-_FIRST_PARTY_SHARE: Final = 0.35
-
-
-def _provider_mix(model: ModelWeek) -> tuple[tuple[str, ...], Floats]:
-    author = model.author
-    if author in _CLOSED_PROVIDER:
-        return (_CLOSED_PROVIDER[author],), np.ones(1)
-    if author == "openai" and "gpt-oss" not in model.slug:
-        return ("OpenAI",), np.ones(1)
-    if author == "openrouter":  # cloaked pre-release models
-        return ("Stealth",), np.ones(1)
-    names = [h for h, _ in _HOSTS]
-    weights = [w for _, w in _HOSTS]
-    if author in _FIRST_PARTY:
-        weights = [w * (1 - _FIRST_PARTY_SHARE) / sum(weights) for w in weights]
-        names.append(_FIRST_PARTY[author])
-        weights.append(_FIRST_PARTY_SHARE)
-    p = np.asarray(weights, dtype=np.float64)
-    return tuple(names), p / p.sum()
-
-
-def _decode_speed(slug: str) -> float:
-    """Typical output tokens per second: small/fast models stream faster."""
-    if any(k in slug for k in ("flash", "fast", "lite", "mini", "nano")):
-        return 140.0
-    if "opus" in slug or "pro" in slug:
-        return 45.0
-    return 70.0
-
-
-# --------------------------------------------------------------------------- mixes
-
-_CATEGORIES: Final = (
+CATEGORIES: Final = (
     "programming",
     "roleplay",
     "translation",
@@ -120,55 +74,103 @@ _CATEGORIES: Final = (
     "technology",
     "trivia",
 )
-# Relative weights of the non-programming categories.
-_OTHER_CATEGORY_WEIGHTS: Final = np.array(
-    [0.30, 0.08, 0.08, 0.07, 0.05, 0.05, 0.03, 0.05, 0.04, 0.16, 0.09]
+#: Token share of each category (in CATEGORIES order) per segment, first -> last week.
+TASK_MIX: Final = {
+    "closed": (
+        (0.12, 0.20, 0.06, 0.07, 0.08, 0.07, 0.05, 0.04, 0.05, 0.06, 0.10, 0.10),
+        (0.78, 0.03, 0.02, 0.02, 0.02, 0.01, 0.01, 0.01, 0.01, 0.02, 0.06, 0.01),
+    ),
+    "china_open": (
+        (0.10, 0.45, 0.08, 0.04, 0.04, 0.04, 0.02, 0.02, 0.03, 0.04, 0.06, 0.08),
+        (0.48, 0.21, 0.05, 0.03, 0.03, 0.02, 0.01, 0.01, 0.02, 0.02, 0.08, 0.04),
+    ),
+    "other_open": (
+        (0.04, 0.74, 0.05, 0.02, 0.02, 0.02, 0.01, 0.01, 0.01, 0.02, 0.03, 0.03),
+        (0.35, 0.45, 0.04, 0.02, 0.02, 0.02, 0.01, 0.01, 0.01, 0.02, 0.03, 0.02),
+    ),
+}
+#: Relative prompt and completion size of a request, per category.
+PROMPT_FACTOR: Final = np.array([3.5, 1, 1, 1, 1.2, 1, 1, 1, 1, 1, 1.6, 1], dtype=np.float64)
+COMPLETION_FACTOR: Final = np.array([1.4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=np.float64)
+#: Average prompt and completion tokens per request, first -> last week.
+PROMPT_PER_REQUEST: Final = (1_300.0, 6_600.0)
+COMPLETION_PER_REQUEST: Final = (450.0, 900.0)
+#: Share of tokens in requests that produce reasoning tokens, first -> last week.
+REASONING_SHARE: Final = (0.06, 0.64)
+#: Share of tokens in requests with tool calls (every week), and how likely each
+#: category is to call tools, relatively.
+TOOL_SHARE: Final = 0.15
+_TOOL_BASE: Final = np.array(
+    [0.30, 0.03, 0.02, 0.04, 0.08, 0.04, 0.04, 0.04, 0.06, 0.04, 0.18, 0.04]
 )
-_PROGRAMMING_FIRST: Final = 0.45  # share in the first week of the market data
-_PROGRAMMING_LAST: Final = 0.55  # share in the last week
-
-_REGIONS: Final = (
-    "us-east",
-    "us-west",
-    "eu-west",
-    "eu-central",
-    "ap-southeast",
-    "ap-east",
-    "sa-east",
+#: Share of a prompt read from the provider's cache, per category.
+_CACHED_SHARE: Final = np.array(
+    [0.60, 0.25, 0.10, 0.15, 0.20, 0.20, 0.15, 0.20, 0.20, 0.15, 0.40, 0.10]
 )
-_REGION_P: Final = np.array([0.30, 0.17, 0.18, 0.10, 0.11, 0.10, 0.04])
-
-_LANGUAGES: Final = ("en", "zh", "es", "ja", "de", "fr", "pt", "ko", "ru")
-_LANGUAGE_P: Final = np.array([0.64, 0.09, 0.05, 0.04, 0.04, 0.04, 0.04, 0.03, 0.03])
-# Chinese models see more Chinese-language traffic.
-_LANGUAGE_P_CHINA: Final = np.array([0.55, 0.20, 0.05, 0.03, 0.04, 0.03, 0.04, 0.03, 0.03])
+#: Traffic by region, first -> last week (in population.REGIONS order): Asia
+#: (ap-*) 13% -> 31%, North America (us-*) under 50%.
+REGION_MIX: Final = (
+    (0.30, 0.19, 0.17, 0.11, 0.07, 0.06, 0.10),
+    (0.25, 0.16, 0.11, 0.08, 0.16, 0.17, 0.07),
+)
+ASIA: Final = frozenset({"ap-southeast", "ap-east"})
 
 _FINISH: Final = ("stop", "length", "tool_calls")
 _STREAMED_P: Final = 0.86
 _LENGTH_P: Final = 0.03
 
-_APPS: Final = 300
-_USERS: Final = 20_000
+# --------------------------------------------------------------------------- providers
 
-
-def _zipf_cdf(n: int, exponent: float) -> Floats:
-    p = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
-    cdf: Floats = np.cumsum(p)
-    out: Floats = cdf / cdf[-1]
-    return out
-
-
-_APP_CDF: Final = _zipf_cdf(_APPS, 1.1)
-_USER_CDF: Final = _zipf_cdf(_USERS, 1.0)
-_APP_IDS: Final = np.array([f"app-{i:04d}" for i in range(1, _APPS + 1)], dtype=object)
-# Opaque, stable ids: a hash, so nothing about the user can be read from it.
-_USER_IDS: Final = np.array(
-    [
-        "u-" + hashlib.blake2b(f"tokenshare-user-{i}".encode(), digest_size=8).hexdigest()
-        for i in range(_USERS)
-    ],
-    dtype=object,
+_HOSTS: Final = (
+    ("Together", 0.16),
+    ("Fireworks", 0.15),
+    ("DeepInfra", 0.15),
+    ("Novita", 0.11),
+    ("SiliconFlow", 0.09),
+    ("Chutes", 0.09),
+    ("Parasail", 0.07),
+    ("Baseten", 0.07),
+    ("AtlasCloud", 0.05),
+    ("GMICloud", 0.06),
 )
+#: Labs with an API of their own for their open models, and its share of their traffic.
+_FIRST_PARTY_OPEN: Final = frozenset(
+    {"deepseek", "qwen", "moonshotai", "minimax", "z-ai", "xiaomi", "tencent", "stepfun",
+     "mistralai", "arcee-ai", "nvidia", "baidu", "meituan", "cohere"}
+)  # fmt: skip
+_FIRST_PARTY_SHARE: Final = 0.35
+
+
+def _provider_name(lab: str) -> str:
+    """A lab's display name as a provider name: "Z.ai (Zhipu AI)" -> "Z.ai"."""
+    return lab.partition(" (")[0]
+
+
+def _provider_mix(model: PlannedModel) -> tuple[tuple[str, ...], Floats]:
+    info = model.info
+    if info.author == "openrouter":  # cloaked pre-release models
+        return ("Stealth",), np.ones(1)
+    if info.weights != "open":
+        return (_provider_name(info.lab) if info.lab != "unidentified" else info.author,), np.ones(
+            1
+        )
+    names = [h for h, _ in _HOSTS]
+    weights = [w for _, w in _HOSTS]
+    if info.author in _FIRST_PARTY_OPEN:
+        weights = [w * (1 - _FIRST_PARTY_SHARE) / sum(weights) for w in weights]
+        names.append(_provider_name(info.lab))
+        weights.append(_FIRST_PARTY_SHARE)
+    p = np.asarray(weights, dtype=np.float64)
+    return tuple(names), p / p.sum()
+
+
+def _decode_speed(slug: str) -> float:
+    """Typical output tokens per second: small/fast models stream faster."""
+    if any(k in slug for k in ("flash", "fast", "lite", "mini", "nano")):
+        return 140.0
+    if "opus" in slug or "pro" in slug:
+        return 45.0
+    return 70.0
 
 
 # --------------------------------------------------------------------------- config & plan
@@ -189,18 +191,31 @@ class SimConfig:
 class _Row:
     """What one model-week must emit."""
 
-    model: ModelWeek
+    model: PlannedModel
+    index: int  # column in the plan
     events: int
     prompt: int
     completion: int
-    reasoning: int
-    cached: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Week:
+    """The calendar and the trends of one ISO week of the market."""
+
+    start: date
+    ordinal: int  # position in the whole market, so seeds do not depend on the filter
+    progress: float  # 0 in the first week of the market, 1 in the last
+    category_p: dict[str, Floats]  # segment -> probability of each category per request
+    prompt_base: float  # prompt tokens of a request with factor 1
+    completion_base: float
+    reasoning_p: float  # probability that a reasoning-capable model reasons
+    tool_p: Floats  # per category
+    region_p: Floats
 
 
 @dataclass(frozen=True, slots=True)
 class _WeekPlan:
-    week: Week
-    ordinal: int  # position in the whole market, so seeds do not depend on the filter
+    week: _Week
     rows: tuple[_Row, ...]
 
     @property
@@ -208,78 +223,125 @@ class _WeekPlan:
         return sum(r.events for r in self.rows)
 
 
-def _round_ratio(num: int, den: int) -> int:
-    """round(num / den), halves up, exact on integers."""
-    return (2 * num + den) // (2 * den)
+def _lerp(pair: tuple[Sequence[float], Sequence[float]] | tuple[float, float], t: float) -> Any:
+    lo, hi = (np.asarray(p, dtype=np.float64) for p in pair)
+    return lo + (hi - lo) * t
 
 
-def _allocate_events(requests: Sequence[int], total: int) -> list[int]:
-    """Largest-remainder apportionment of ``total`` with at least 1 per entry."""
-    if total < len(requests):
-        raise ValueError(f"{total} events cannot cover {len(requests)} model-weeks (1 each)")
-    den = sum(requests)
-    floors = [r * total // den for r in requests]
-    rems = [r * total % den for r in requests]
-    counts = [max(1, f) for f in floors]
-    gap = total - sum(counts)
-    if gap > 0:  # hand out the rest by largest remainder, skipping entries lifted to 1
-        order = sorted(
-            (i for i in range(len(counts)) if floors[i] >= 1), key=lambda i: (-rems[i], i)
-        )
-        for i in order[:gap]:
-            counts[i] += 1
-    while gap < 0:  # the minimum of 1 overshot: take back from the smallest remainders
-        order = sorted((i for i in range(len(counts)) if counts[i] > 1), key=lambda i: (rems[i], i))
-        for i in order[:-gap]:
-            counts[i] -= 1
-        gap = total - sum(counts)
-    return counts
+def _token_mix(segment: str, t: float) -> Floats:
+    mix: Floats = _lerp(TASK_MIX[segment], t)
+    out: Floats = mix / mix.sum()
+    return out
 
 
-def _plan(cfg: SimConfig, market: Market) -> list[_WeekPlan]:
+def _week(plan: MarketPlan, w: int) -> _Week:
+    """Turn the week's targets (token shares, averages) into per-request probabilities."""
+    t = plan.progress(w)
+    tokens = plan.tokens[w]
+    segments = tuple(TASK_MIX)
+    seg_tokens = np.array(
+        [
+            sum(v for v, m in zip(tokens, plan.models, strict=True) if m.segment == s)
+            for s in segments
+        ]
+    )
+    prompt_avg = float(_lerp(PROMPT_PER_REQUEST, t))
+    completion_avg = float(_lerp(COMPLETION_PER_REQUEST, t))
+    # A category's token share q_c = p_c * size_c / sum(p * size): so p_c ~ q_c / size_c.
+    size = (prompt_avg * PROMPT_FACTOR + completion_avg * COMPLETION_FACTOR) / (
+        prompt_avg + completion_avg
+    )
+    category_p = {}
+    mean_pf = mean_cf = 0.0
+    for s, volume in zip(segments, seg_tokens, strict=True):
+        p = _token_mix(s, t) / size
+        p /= p.sum()
+        category_p[s] = p
+        per_request = float(p @ size)
+        events = volume / per_request  # relative request count of the segment
+        mean_pf += events * float(p @ PROMPT_FACTOR)
+        mean_cf += events * float(p @ COMPLETION_FACTOR)
+    n_rel = sum(v / float(category_p[s] @ size) for s, v in zip(segments, seg_tokens, strict=True))
+    overall = sum(_token_mix(s, t) * v for s, v in zip(segments, seg_tokens, strict=True))
+    overall = overall / overall.sum()
+    capable = sum(
+        v for v, m in zip(tokens, plan.models, strict=True) if m.info.reasoning == "reasoning"
+    )
+    return _Week(
+        start=plan.week_starts[w],
+        ordinal=w,
+        progress=t,
+        category_p=category_p,
+        prompt_base=prompt_avg * n_rel / mean_pf,
+        completion_base=completion_avg * n_rel / mean_cf,
+        reasoning_p=min(1.0, float(_lerp(REASONING_SHARE, t)) * tokens.sum() / capable),
+        tool_p=np.minimum(0.95, _TOOL_BASE * TOOL_SHARE / float(overall @ _TOOL_BASE)),
+        region_p=_lerp(REGION_MIX, t),
+    )
+
+
+def _request_tokens(week: _Week, segment: str) -> tuple[float, float]:
+    """Expected prompt and completion tokens of one request of a segment."""
+    p = week.category_p[segment]
+    return week.prompt_base * float(p @ PROMPT_FACTOR), week.completion_base * float(
+        p @ COMPLETION_FACTOR
+    )
+
+
+def _largest_remainder(weights: Floats, total: int) -> Int64s:
+    """Integers proportional to ``weights`` summing to ``total`` (no minimum)."""
+    if total < 0 or not weights.sum() > 0:
+        raise ValueError("cannot apportion")
+    exact = weights * (total / weights.sum())
+    out: Int64s = np.floor(exact).astype(np.int64)
+    short = total - int(out.sum())
+    if short:
+        out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return out
+
+
+def _plan(cfg: SimConfig, plan: MarketPlan) -> list[_WeekPlan]:
     if cfg.events < 1:
         raise ValueError("events must be positive")
     if cfg.seed < 0:
         raise ValueError("seed must be non-negative")
     if not 0.0 <= cfg.invalid_ratio <= 1.0:
         raise ValueError("invalid_ratio must be within [0, 1]")
-    first, last = cfg.weeks if cfg.weeks else (None, None)
-    weeks = market.select(first, last)
-    if not weeks:
+    lo = date.fromisoformat(cfg.weeks[0]) if cfg.weeks else date.min
+    hi = date.fromisoformat(cfg.weeks[1]) if cfg.weeks else date.max
+    selected = [w for w, c in enumerate(plan.collected_on) if lo <= c <= hi]
+    if not selected:
         raise ValueError(f"no week collected within {cfg.weeks}")
-    ordinal = {w.collected_on: i for i, w in enumerate(market.weeks)}
-    models = [m for w in weeks for m in w.models]
-    real_requests = sum(m.usage.request_count for m in models)
-    counts = iter(_allocate_events([m.usage.request_count for m in models], cfg.events))
-
-    def scaled(tokens: int) -> int:  # tokens * scale, scale = events / real requests
-        return _round_ratio(tokens * cfg.events, real_requests)
-
-    return [
-        _WeekPlan(
-            week=w,
-            ordinal=ordinal[w.collected_on],
-            rows=tuple(
-                _Row(
-                    model=m,
-                    events=next(counts),
-                    prompt=scaled(m.usage.prompt_tokens),
-                    completion=scaled(m.usage.completion_tokens),
-                    reasoning=scaled(m.usage.reasoning_tokens),
-                    cached=scaled(m.usage.cached_tokens),
-                )
-                for m in w.models
-            ),
-        )
-        for w in weeks
-    ]
+    weeks = {w: _week(plan, w) for w in selected}
+    cells: list[tuple[int, int, float, float, float]] = []  # week, model, tokens, prompt frac, req
+    for w in selected:
+        sizes = {s: _request_tokens(weeks[w], s) for s in TASK_MIX}
+        for j, model in enumerate(plan.models):
+            volume = float(plan.tokens[w, j])
+            if volume <= 0:
+                continue
+            prompt, completion = sizes[model.segment]
+            cells.append(
+                (w, j, volume, prompt / (prompt + completion), volume / (prompt + completion))
+            )
+    requests = np.array([c[4] for c in cells])
+    counts = _largest_remainder(requests, cfg.events)
+    scale = cfg.events / requests.sum()  # tokens emitted per planned token
+    rows: dict[int, list[_Row]] = {w: [] for w in selected}
+    for (w, j, volume, prompt_frac, _), n in zip(cells, counts.tolist(), strict=True):
+        if n == 0:
+            continue
+        tokens = max(n, round(volume * scale))
+        prompt = round(tokens * prompt_frac)
+        rows[w].append(_Row(plan.models[j], j, n, prompt, tokens - prompt))
+    return [_WeekPlan(weeks[w], tuple(rows[w])) for w in selected]
 
 
 def expected_weekly_tokens(cfg: SimConfig) -> dict[tuple[str, str], int]:
-    """(week_start, raw slug) -> prompt + completion tokens ``simulate(cfg)`` emits."""
+    """(ISO week start, slug) -> prompt + completion tokens ``simulate(cfg)`` emits."""
     return {
-        (p.week.week_start.isoformat(), r.model.slug): r.prompt + r.completion
-        for p in _plan(cfg, load_market())
+        (p.week.start.isoformat(), r.model.slug): r.prompt + r.completion
+        for p in _plan(cfg, default_plan())
         for r in p.rows
     }
 
@@ -313,21 +375,38 @@ def _apportion(total: int, weights: Int64s) -> Int64s:
     return base
 
 
-def _heavy_tail(z: Floats, sigma: float) -> Int64s:
-    """Integer weights of a capped lognormal."""
+def _heavy_tail(
+    z: Floats, sigma: float, factor: Floats, row_of: Int64s, starts: Int64s, counts: Int64s
+) -> Int64s:
+    """Integer weights of a capped lognormal per row (model-week), times a size factor."""
     w = np.exp(sigma * z)
-    w = np.minimum(w, _TAIL_CAP * w.mean())
-    out: Int64s = np.maximum(1, np.rint(w * (_WEIGHT_RESOLUTION / w.max()))).astype(np.int64)
+    mean = np.add.reduceat(w, starts) / counts
+    w = np.minimum(w, _TAIL_CAP * mean[row_of]) * factor
+    top = np.maximum.reduceat(w, starts)
+    out: Int64s = np.maximum(1, np.rint(w * (_WEIGHT_RESOLUTION / top[row_of]))).astype(np.int64)
     return out
 
 
-def _split(total: int, weights: Int64s) -> Int64s:
-    """Like ``_apportion`` but every request gets at least one token when possible."""
-    n = len(weights)
-    if total >= n:
-        out: Int64s = _apportion(total - n, weights) + 1
-        return out
-    return _apportion(total, weights)
+def _split_rows(
+    totals: Int64s, weights: Int64s, row_of: Int64s, starts: Int64s, counts: Int64s
+) -> Int64s:
+    """Per row, split its total over its requests in proportion to ``weights``.
+
+    Exact integers (largest remainder within each row, ties by position); every
+    request gets at least one token when the row has enough. Vectorised over
+    all rows of a week at once.
+    """
+    floor = np.where(totals >= counts, 1, 0).astype(np.int64)
+    rest = totals - floor * counts
+    wsum = np.add.reduceat(weights, starts)
+    num = weights * rest[row_of]
+    base, rem = np.divmod(num, wsum[row_of])
+    short = rest - np.add.reduceat(base, starts)
+    order = np.lexsort((np.arange(len(weights)), -rem, row_of))
+    rank = np.arange(len(weights)) - starts[row_of[order]]
+    base[order[rank < short[row_of[order]]]] += 1
+    out: Int64s = base + floor[row_of]
+    return out
 
 
 # --------------------------------------------------------------------------- generation
@@ -343,11 +422,6 @@ def _week_cdf(start: date) -> Floats:
     cdf: Floats = np.cumsum(diurnal * day_factor)
     out: Floats = cdf / cdf[-1]
     return out
-
-
-def _programming_share(ordinal: int, n_weeks: int) -> float:
-    t = ordinal / max(1, n_weeks - 1)
-    return _PROGRAMMING_FIRST + (_PROGRAMMING_LAST - _PROGRAMMING_FIRST) * t
 
 
 @dataclass(slots=True)
@@ -373,84 +447,127 @@ class _WeekArrays:
     streamed: NDArray[np.bool_]
 
 
-def _generate_week(plan: _WeekPlan, n_weeks: int, rng: np.random.Generator) -> _WeekArrays:
-    n = plan.events
-    parts: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "model",
-            "provider",
-            "prompt",
-            "completion",
-            "reasoning",
-            "cached",
-            "cost",
-            "speed",
-            "language",
-        )
-    }
-    for row in plan.rows:
-        m, k = row.model, row.events
-        z1 = rng.standard_normal(k)
-        z2 = rng.standard_normal(k)
-        zc = _PROMPT_COMPLETION_CORR * z1 + np.sqrt(1 - _PROMPT_COMPLETION_CORR**2) * z2
-        prompt = _split(row.prompt, _heavy_tail(z1, _SIGMA_PROMPT))
-        completion = _split(row.completion, _heavy_tail(zc, _SIGMA_COMPLETION))
-        parts["prompt"].append(prompt)
-        parts["completion"].append(completion)
-        parts["reasoning"].append(_apportion(row.reasoning, completion))
-        parts["cached"].append(_apportion(row.cached, prompt))
-        price_p, price_c = (0.0, 0.0) if m.is_free else (m.prompt_price, m.completion_price)
-        parts["cost"].append(np.round(prompt * price_p + completion * price_c, 10))
-        names, p = _provider_mix(m)
-        parts["provider"].append(np.asarray(names, dtype=object)[rng.choice(len(names), k, p=p)])
-        parts["model"].append(np.full(k, m.slug, dtype=object))
-        parts["speed"].append(np.full(k, _decode_speed(m.slug)))
-        lang_p = _LANGUAGE_P_CHINA if m.author in CHINA_AUTHORS else _LANGUAGE_P
-        parts["language"].append(rng.choice(len(_LANGUAGES), k, p=lang_p))
-    col = {key: np.concatenate(v) for key, v in parts.items()}
+def _cdf(p: Floats) -> Floats:
+    out: Floats = np.cumsum(p)
+    out[-1] = 1.0 + 1e-12  # searchsorted never runs past the end
+    return out
 
-    # Time: uniform over the covered week, shaped by the time of day.
-    cdf = _week_cdf(plan.week.week_start)
+
+def _providers(rows: Sequence[_Row], row_of: Int64s, u: Floats) -> NDArray[np.object_]:
+    """Who served each request: the row's single provider, or one drawn from its mix."""
+    out = np.empty(len(row_of), dtype=object)
+    mixes: dict[tuple[str, ...], tuple[list[int], Floats]] = {}
+    for i, row in enumerate(rows):
+        names, p = _provider_mix(row.model)
+        mixes.setdefault(names, ([], p))[0].append(i)
+    for names, (members, p) in mixes.items():
+        at = np.isin(row_of, members)
+        if len(names) == 1:
+            out[at] = names[0]
+        else:
+            out[at] = np.asarray(names, dtype=object)[np.searchsorted(_cdf(p), u[at])]
+    return out
+
+
+def _generate_week(plan: _WeekPlan, people: Population, rng: np.random.Generator) -> _WeekArrays:
+    """Draw per request what can be drawn for the whole week at once; split tokens per row."""
+    week, rows = plan.week, plan.rows
+    n = plan.events
+    counts = np.array([r.events for r in rows], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    row_of = np.repeat(np.arange(len(rows)), counts)
+
+    segment = np.array([r.model.segment for r in rows], dtype=object)[row_of]
+    category = np.zeros(n, dtype=np.int64)
+    u = rng.random(n)
+    for s, p in week.category_p.items():
+        at = segment == s
+        category[at] = np.searchsorted(_cdf(p), u[at], side="right")
+    z1 = rng.standard_normal(n)
+    zc = _PROMPT_COMPLETION_CORR * z1 + np.sqrt(1 - _PROMPT_COMPLETION_CORR**2) * (
+        rng.standard_normal(n)
+    )
+    starts = bounds[:-1]
+    prompt = _split_rows(
+        np.array([r.prompt for r in rows], dtype=np.int64),
+        _heavy_tail(z1, _SIGMA_PROMPT, PROMPT_FACTOR[category], row_of, starts, counts),
+        row_of,
+        starts,
+        counts,
+    )
+    completion = _split_rows(
+        np.array([r.completion for r in rows], dtype=np.int64),
+        _heavy_tail(zc, _SIGMA_COMPLETION, COMPLETION_FACTOR[category], row_of, starts, counts),
+        row_of,
+        starts,
+        counts,
+    )
+    provider = _providers(rows, row_of, rng.random(n))
+
+    capable = np.array([r.model.info.reasoning == "reasoning" for r in rows])[row_of]
+    reasons = capable & (rng.random(n) < week.reasoning_p)
+    reasoning = np.where(reasons, np.rint(completion * rng.uniform(0.35, 0.8, n)), 0).astype(
+        np.int64
+    )
+    cached = np.minimum(
+        prompt, np.rint(prompt * _CACHED_SHARE[category] * rng.uniform(0.5, 1.3, n))
+    ).astype(np.int64)
+    price_in = np.array([r.model.prompt_price for r in rows])[row_of]
+    price_out = np.array([r.model.completion_price for r in rows])[row_of]
+    discount = np.array([r.model.cache_discount for r in rows])[row_of]
+    cost = np.round(
+        (prompt - cached) * price_in + cached * price_in * discount + completion * price_out, 10
+    )
+    uses_tools = rng.random(n) < week.tool_p[category]
+    tool_calls = np.where(uses_tools, rng.geometric(0.45, n), 0)
+
+    region = np.searchsorted(_cdf(week.region_p), rng.random(n), side="right")
+    user = np.empty(n, dtype=np.int64)
+    u_user = rng.random(n)
+    for i, row in enumerate(rows):
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        regions = region[lo:hi]
+        m = row.model
+        for r, k in enumerate(np.bincount(regions, minlength=len(REGIONS)).tolist()):
+            if not k:
+                continue
+            at = np.flatnonzero(regions == r) + lo
+            pool = people.users_for(week.ordinal, m.slug, m.info.model, m.info.author, r, k)
+            user[at] = pool[(u_user[at] * len(pool)).astype(np.int64)]
+
+    # Time: uniform over the ISO week, shaped by the time of day.
+    cdf = _week_cdf(week.start)
     minute = np.searchsorted(cdf, rng.random(n), side="right")
-    start_ms = (datetime.combine(plan.week.week_start, datetime.min.time(), UTC) - _EPOCH) // (
+    start_ms = (datetime.combine(week.start, datetime.min.time(), UTC) - _EPOCH) // (
         timedelta(milliseconds=1)
     )
     ts_ms = start_ms + minute * 60_000 + rng.integers(0, 60_000, n)
 
-    prog = _programming_share(plan.ordinal, n_weeks)
-    cat_p = np.concatenate(
-        [[prog], (1 - prog) * _OTHER_CATEGORY_WEIGHTS / _OTHER_CATEGORY_WEIGHTS.sum()]
-    )
-    category = rng.choice(len(_CATEGORIES), n, p=cat_p)
-    coding = category == 0
-    uses_tools = rng.random(n) < np.where(coding, 0.45, 0.08)
-    tool_calls = np.where(uses_tools, rng.geometric(0.45, n), 0)
     finish = np.where(
-        uses_tools & (rng.random(n) < 0.85),
+        (tool_calls > 0) & (rng.random(n) < 0.85),
         2,
         np.where(rng.random(n) < _LENGTH_P, 1, 0),
     )
-    prompt, completion, cached = col["prompt"], col["completion"], col["cached"]
+    speed = np.array([_decode_speed(r.model.slug) for r in rows])[row_of]
     ttft = 150.0 + rng.lognormal(np.log(350.0), 0.6, n) + (prompt - cached) * 0.03 + cached * 0.004
-    decode = completion / (col["speed"] * rng.lognormal(0.0, 0.3, n)) * 1000.0
+    decode = completion / (speed * rng.lognormal(0.0, 0.3, n)) * 1000.0
     latency = np.minimum(np.rint(ttft + decode), 3_600_000).astype(np.int64)
-
+    model = np.array([r.model.slug for r in rows], dtype=object)[row_of]
     order = np.argsort(ts_ms, kind="stable")
     return _WeekArrays(
         ts_ms=ts_ms[order],
-        model=col["model"][order],
-        provider=col["provider"][order],
+        model=model[order],
+        provider=provider[order],
         prompt=prompt[order],
         completion=completion[order],
-        reasoning=col["reasoning"][order],
+        reasoning=reasoning[order],
         cached=cached[order],
-        cost=col["cost"][order],
-        app=np.searchsorted(_APP_CDF, rng.random(n), side="right"),
-        user=np.searchsorted(_USER_CDF, rng.random(n), side="right"),
+        cost=cost[order],
+        app=np.asarray(people.app, dtype=np.int64)[user][order],
+        user=user[order],
         category=category[order],
-        region=rng.choice(len(_REGIONS), n, p=_REGION_P),
-        language=col["language"][order],
+        region=region[order],
+        language=np.asarray(people.language, dtype=np.int64)[user][order],
         tool_calls=tool_calls[order],
         latency=latency[order],
         finish=finish[order],
@@ -458,13 +575,28 @@ def _generate_week(plan: _WeekPlan, n_weeks: int, rng: np.random.Generator) -> _
     )
 
 
-_CAT_ARR: Final = np.array(_CATEGORIES, dtype=object)
-_REGION_ARR: Final = np.array(_REGIONS, dtype=object)
-_LANG_ARR: Final = np.array(_LANGUAGES, dtype=object)
+_CAT_ARR: Final = np.array(CATEGORIES, dtype=object)
+_REGION_ARR: Final = np.array(REGIONS, dtype=object)
+_LANG_ARR: Final = np.array(LANGUAGES, dtype=object)
 _FINISH_ARR: Final = np.array(_FINISH, dtype=object)
+_APP_IDS: Final = np.array([f"app-{i:04d}" for i in range(1, 1001)], dtype=object)
 
 
-def _dicts(a: _WeekArrays, lo: int, hi: int, seed: int, first_id: int) -> list[dict[str, object]]:
+def _user_ids(seed: int, first: int, count: int) -> NDArray[np.object_]:
+    # Opaque, stable ids: a hash, so nothing about the user can be read from it.
+    return np.array(
+        [
+            "u-"
+            + hashlib.blake2b(f"tokenshare-user-{seed}-{i}".encode(), digest_size=8).hexdigest()
+            for i in range(first, count)
+        ],
+        dtype=object,
+    )
+
+
+def _dicts(
+    a: _WeekArrays, lo: int, hi: int, seed: int, first_id: int, users: NDArray[np.object_]
+) -> list[dict[str, object]]:
     s = slice(lo, hi)
     ts = np.datetime_as_string(a.ts_ms[s].astype("datetime64[ms]"), unit="ms", timezone="UTC")
     ids = [f"sim{seed}-{i:09d}" for i in range(first_id, first_id + hi - lo)]
@@ -500,7 +632,7 @@ def _dicts(a: _WeekArrays, lo: int, hi: int, seed: int, first_id: int) -> list[d
             a.cached[s].tolist(),
             a.cost[s].tolist(),
             _APP_IDS[a.app[s]].tolist(),
-            _USER_IDS[a.user[s]].tolist(),
+            users[a.user[s]].tolist(),
             _CAT_ARR[a.category[s]].tolist(),
             _REGION_ARR[a.region[s]].tolist(),
             _LANG_ARR[a.language[s]].tolist(),
@@ -584,24 +716,26 @@ def simulate(cfg: SimConfig) -> Iterator[dict[str, object]]:
     ``events`` upwards and sit at random places among them. They use their own
     random stream, so the valid events do not depend on ``invalid_ratio``.
     """
-    market = load_market()
-    plans = _plan(cfg, market)
-    n_weeks = len(market.weeks)
+    plans = _plan(cfg, default_plan())
     n_bad = round(cfg.events * cfg.invalid_ratio)
     bad_per_week = _apportion(n_bad, np.array([p.events for p in plans], dtype=np.int64))
+    people = Population(np.random.default_rng([cfg.seed, 1 << 20]))
+    users = np.empty(0, dtype=object)
     next_id = 0
     next_bad = cfg.events
     for plan, k_bad in zip(plans, bad_per_week.tolist(), strict=True):
-        rng = np.random.default_rng([cfg.seed, plan.ordinal, 0])
-        arrays = _generate_week(plan, n_weeks, rng)
+        rng = np.random.default_rng([cfg.seed, plan.week.ordinal, 0])
+        arrays = _generate_week(plan, people, rng)
+        if len(people) > len(users):
+            users = np.concatenate([users, _user_ids(cfg.seed, len(users), len(people))])
         n = plan.events
-        bad_rng = np.random.default_rng([cfg.seed, plan.ordinal, 1])
+        bad_rng = np.random.default_rng([cfg.seed, plan.week.ordinal, 1])
         bad_at = np.sort(bad_rng.integers(0, n + 1, k_bad))  # insert before valid event j
         bad_kind = bad_rng.integers(0, _INVALID_KINDS, k_bad)
         b = 0
         for lo in range(0, n, CHUNK):
             hi = min(n, lo + CHUNK)
-            batch = _dicts(arrays, lo, hi, cfg.seed, next_id + lo)
+            batch = _dicts(arrays, lo, hi, cfg.seed, next_id + lo, users)
             end = hi if hi < n else n + 1  # the last chunk also takes inserts at the very end
             if b == k_bad or bad_at[b] >= end:
                 yield from batch

@@ -28,6 +28,9 @@ from pydantic import (
 )
 
 UNIDENTIFIED = "unidentified"
+#: Size class of a catalogued model whose lab does not publish its parameter count
+#: (every closed model): known to be unknown, unlike an UNIDENTIFIED slug.
+UNDISCLOSED = "undisclosed"
 
 #: The shipped catalog.
 DEFAULT_PATH = Path(__file__).with_name("model_catalog.json")
@@ -78,9 +81,9 @@ def origin_bloc_of(country: str) -> str:
 
 
 def size_class_of(params_b: float | None) -> str:
-    """Size class from total parameters (billions); undisclosed -> unidentified."""
+    """Size class from total parameters (billions); None (not published) -> undisclosed."""
     if params_b is None:
-        return UNIDENTIFIED
+        return UNDISCLOSED
     if params_b < SMALL_BELOW_B:
         return "small"
     return "medium" if params_b <= LARGE_ABOVE_B else "large"
@@ -100,9 +103,10 @@ class ModelInfo:
     origin_bloc: str  # "China" | "US" | "RoW" | UNIDENTIFIED
     weights: str  # "open" | "closed" | UNIDENTIFIED
     params_b: float | None
-    size_class: str  # "small" | "medium" | "large" | UNIDENTIFIED
+    size_class: str  # "small" | "medium" | "large" | UNDISCLOSED | UNIDENTIFIED
     reasoning: str  # "reasoning" | "non-reasoning" | UNIDENTIFIED
     identified: bool  # True when the slug matched a catalog model
+    hosting_country: str = UNIDENTIFIED  # where the lab's own API serves from (ISO code)
 
 
 class CatalogError(ValueError):
@@ -134,6 +138,9 @@ class SourceEntry(_Strict):
 class AuthorEntry(_Strict):
     lab: _Text
     country: _Country
+    #: Where the lab's own API is hosted; open weights are also served by hosts elsewhere.
+    hosting: _Country | None = None
+    note: _Prose | None = None
 
 
 class ModelEntry(_Strict):
@@ -208,7 +215,10 @@ class Catalog:
     def __init__(self, data: CatalogFile) -> None:
         self.version: str = data.version
         self._authors = data.authors
-        self._known = {slug: _identified(slug, entry) for slug, entry in data.models.items()}
+        self._known = {
+            slug: _identified(slug, entry, data.authors.get(slug.partition("/")[0]))
+            for slug, entry in data.models.items()
+        }
         self._index: dict[str, ModelInfo] = dict(self._known)
         for slug, entry in data.models.items():
             self._index.update(dict.fromkeys(entry.aliases, self._known[slug]))
@@ -226,6 +236,14 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self._known)
+
+    def slugs(self) -> list[str]:
+        """Every catalogued model's canonical slug, in file order."""
+        return list(self._known)
+
+    def authors(self) -> dict[str, AuthorEntry]:
+        """Author prefix -> lab entry, in file order."""
+        return dict(self._authors)
 
     def lookup(self, slug: str) -> ModelInfo:
         """What is known about `slug`; never raises, unknown parts are UNIDENTIFIED."""
@@ -259,10 +277,17 @@ class Catalog:
             size_class=UNIDENTIFIED,
             reasoning=UNIDENTIFIED,
             identified=False,
+            hosting_country=_hosting(known),
         )
 
 
-def _identified(slug: str, entry: ModelEntry) -> ModelInfo:
+def _hosting(author: AuthorEntry | None) -> str:
+    if author is None:
+        return UNIDENTIFIED
+    return author.hosting or author.country
+
+
+def _identified(slug: str, entry: ModelEntry, author: AuthorEntry | None) -> ModelInfo:
     return ModelInfo(
         model=slug,
         author=slug.partition("/")[0],
@@ -274,4 +299,5 @@ def _identified(slug: str, entry: ModelEntry) -> ModelInfo:
         size_class=size_class_of(entry.params_b),
         reasoning="reasoning" if entry.reasoning else "non-reasoning",
         identified=True,
+        hosting_country=_hosting(author),
     )

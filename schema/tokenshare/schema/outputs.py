@@ -22,9 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tokenshare.schema.vocabulary import (
     AlertDimension,
+    AlertKind,
+    AlertMeasure,
     Dimension,
     Measure,
     Rule,
+    Severity,
     Status,
     WindowKind,
 )
@@ -46,13 +49,22 @@ class Window:
         monday = day - timedelta(days=day.weekday())
         return cls(monday, monday + ONE_WEEK, "iso_week")
 
+    @classmethod
+    def month(cls, day: date) -> Window:
+        """The calendar month holding `day`."""
+        first = day.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        return cls(first, following, "month")
+
     @property
     def label(self) -> str:
-        """``2026-W07`` for an ISO week, ``2026-02-09..2026-02-15`` (last day included)
-        for a rolling window."""
+        """``2026-W07`` for an ISO week, ``2026-02`` for a month, ``2026-02-09..2026-02-15``
+        (last day included) for a rolling window."""
         if self.kind == "iso_week":
             year, week, _ = self.start.isocalendar()
             return f"{year}-W{week:02d}"
+        if self.kind == "month":
+            return f"{self.start.year}-{self.start.month:02d}"
         return f"{self.start.isoformat()}..{(self.end - timedelta(days=1)).isoformat()}"
 
 
@@ -111,12 +123,24 @@ class AlertMessage(_Windowed):
     dimension: AlertDimension = Field(
         description="The dimension shared out; 'input' for alerts about the input stream."
     )
-    measure: Measure
+    measure: AlertMeasure
     subject: str = Field(description="What the alert is about, e.g. 'China>US'.")
     text: str = Field(description="One human-readable line.")
     details: dict[str, Any] = Field(
         description="Rule-specific figures; crossovers: leader, overtaken, share_before, "
         "share_after, total_after, margin_pp, first_lead_window, window_before."
+    )
+    severity: Severity = Field(
+        default="warning", description="Set by the rule; info for baselines."
+    )
+    kind: AlertKind = Field(
+        default="change",
+        description="change: something moved; baseline: the state found at the rule's "
+        "first evaluation, reported once; digest: one rule's alerts past its per-window "
+        "budget, in one message (listed in details.alerts).",
+    )
+    explanation: str = Field(
+        default="", description="Why the rule fired, in words: the rule, its levels, the figures."
     )
 
     @classmethod
@@ -128,10 +152,13 @@ class AlertMessage(_Windowed):
         rule: Rule,
         status: Status,
         dimension: AlertDimension,
-        measure: Measure,
+        measure: AlertMeasure,
         subject: str,
         text: str,
         details: dict[str, Any],
+        severity: Severity = "warning",
+        kind: AlertKind = "change",
+        explanation: str = "",
     ) -> AlertMessage:
         """The alert about `window` (its kind, start, end and label filled in)."""
         return cls(
@@ -144,6 +171,9 @@ class AlertMessage(_Windowed):
             subject=subject,
             text=text,
             details=details,
+            severity=severity,
+            kind=kind,
+            explanation=explanation,
         )
 
 

@@ -44,6 +44,36 @@ INPUT_DIMENSION: Final[InputDimension] = "input"
 Measure = Literal["tokens", "prompt_tokens", "completion_tokens", "requests", "spend_usd"]
 MEASURES: Final[tuple[Measure, ...]] = get_args(Measure)
 
+#: Further per-day sums the share stage keeps beside the measures, for the ratio
+#: rules: reasoning and cache-hit tokens, and requests that made a tool call.
+Counter = Literal["reasoning_tokens", "cached_tokens", "tool_call_requests"]
+COUNTERS: Final[tuple[Counter, ...]] = get_args(Counter)
+#: Every per-day sum the share stage reads, measures first (the order of its cells).
+SUMS: Final[tuple[Measure | Counter, ...]] = (*MEASURES, *COUNTERS)
+
+#: Ratios of sums a rule can watch (per value, or over a whole segment):
+#: prompt/completion tokens per request, the share of requests with a tool call,
+#: reasoning tokens among completion tokens, cached among prompt tokens, spend per
+#: million tokens, and a value's spend share over its token share.
+Ratio = Literal[
+    "prompt_tokens_per_request",
+    "completion_tokens_per_request",
+    "tool_call_share",
+    "reasoning_token_share",
+    "cache_hit_share",
+    "spend_per_mtok",
+    "spend_over_token_share",
+]
+RATIOS: Final[tuple[Ratio, ...]] = get_args(Ratio)
+
+#: What an alert is about: a measure's share, or a ratio.
+AlertMeasure = Literal[Measure, Ratio]
+
+#: Dimensions a rule can filter on (``where``): the share stage keeps sums of every
+#: dimension within each value of these (``segment_rollup``).
+SegmentDimension = Literal["weights", "origin_bloc", "reasoning", "category"]
+SEGMENT_DIMENSIONS: Final[tuple[SegmentDimension, ...]] = get_args(SegmentDimension)
+
 #: The measures the analyst share views (``weekly_shares``, ``rolling_shares``) carry
 #: a share column for, and that column's name.
 SHARE_COLUMNS: Final[dict[Measure, str]] = {
@@ -56,8 +86,8 @@ ANALYST_MEASURES: Final[tuple[Measure, ...]] = tuple(SHARE_COLUMNS)
 
 # --- windows and alert statuses -----------------------------------------------------
 
-#: ISO weeks (Monday to Sunday, UTC), and 7-day windows ending each day.
-WindowKind = Literal["iso_week", "rolling_7d"]
+#: ISO weeks (Monday to Sunday, UTC), 7-day windows ending each day, calendar months.
+WindowKind = Literal["iso_week", "rolling_7d", "month"]
 WINDOW_KINDS: Final[tuple[WindowKind, ...]] = get_args(WindowKind)
 
 #: provisional: the window is still open; final: it closed; late_correction: data
@@ -68,7 +98,9 @@ STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 # --- rules ----------------------------------------------------------------------------
 
 #: The share-shift rules the share stage evaluates.
-ShareRule = Literal["crossover", "threshold", "concentration", "jump", "rank"]
+ShareRule = Literal[
+    "crossover", "threshold", "concentration", "jump", "rank", "ratio", "volume", "catalog_gap"
+]
 #: The worker's alert when its dead-letter breaker opens or closes.
 BreakerRule = Literal["dead_letter_breaker"]
 Rule = Literal[ShareRule, BreakerRule]
@@ -77,3 +109,12 @@ SHARE_RULES: Final[tuple[ShareRule, ...]] = get_args(ShareRule)
 DEAD_LETTER_BREAKER: Final[BreakerRule] = "dead_letter_breaker"
 #: Every rule an alert can name.
 RULES: Final[tuple[Rule, ...]] = (*SHARE_RULES, DEAD_LETTER_BREAKER)
+
+#: How urgent an alert is; a rule sets it, a baseline is always info.
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: Final[tuple[Severity, ...]] = get_args(Severity)
+
+#: change: something moved; baseline: the state a rule found at its first evaluation
+#: (reported once); digest: the alerts of one rule and window past its budget, in one.
+AlertKind = Literal["change", "baseline", "digest"]
+ALERT_KINDS: Final[tuple[AlertKind, ...]] = get_args(AlertKind)

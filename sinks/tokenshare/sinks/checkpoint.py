@@ -2,10 +2,13 @@
 
 Checkpoint order, the one rule everything else relies on:
 
-    poll  ->  insert into ClickHouse (idempotent)  ->  commit offsets
+    poll  ->  insert into ClickHouse (idempotent)  ->  announce (acked)  ->  commit offsets
 
 A crash anywhere replays from the last commit and the writers' guards drop
-what was already stored. Offsets are committed only once every message read
+what was already stored. The announcement (``sinks.changes``: which dimensions
+and days changed, for the share stage) follows the inserts, so it never
+precedes the rows it names, and precedes the commit, so a crash repeats it
+rather than losing it. Offsets are committed only once every message read
 up to them is stored; a write that fails sends the consumer back to the first
 offsets not stored, to read them again after a pause.
 
@@ -29,7 +32,7 @@ from kafka.structs import OffsetAndMetadata
 
 from tokenshare.faults import crash_point
 from tokenshare.retry import Backoff, RetryPolicy
-from tokenshare.sinks.clickhouse import StoreError
+from tokenshare.sinks.clickhouse import StoreError, disk_full
 
 log = logging.getLogger("tokenshare.store")
 
@@ -154,7 +157,9 @@ class CheckpointLoop:
     """Reads the routes' topics with one consumer and stores them in checkpoint order.
 
     ``on_assigned`` runs when partitions are assigned (another store may have
-    written them meanwhile: the writers reload their guards).
+    written them meanwhile: the writers reload their guards). ``announce`` gets
+    each flush's messages (topic -> decoded) once they are stored, before the
+    commit; it raises StoreError when it cannot, and the flush is read again.
     """
 
     def __init__(
@@ -166,6 +171,7 @@ class CheckpointLoop:
         max_rows: int,
         max_wait_ms: int,
         on_assigned: Callable[[], None] = lambda: None,
+        announce: Callable[[Mapping[str, list[Any]]], None] = lambda _: None,
         stop_event: threading.Event | None = None,
     ) -> None:
         self.consumer = consumer
@@ -173,6 +179,7 @@ class CheckpointLoop:
         self.max_rows = max_rows
         self.max_wait_ms = max_wait_ms
         self.on_assigned = on_assigned
+        self.announce = announce
         self.stop_event = stop_event or threading.Event()
         self.commits = Commits(consumer, group)
         self.backoff = Backoff(FLUSH_RETRY)  # counts consecutive failed flushes
@@ -215,9 +222,9 @@ class CheckpointLoop:
         pending.offsets[tp] = offset + 1
 
     def flush(self, commit: bool = True) -> None:
-        """Write what is pending, route by route, then commit its offsets.
+        """Write what is pending, route by route, announce it, then commit its offsets.
 
-        When a write fails, nothing is committed: the consumer is sent back
+        When a write or the announcement fails, nothing is committed: the consumer is sent back
         to the first pending offsets and the same messages are read again
         after a pause (the writers' guards make the repeat harmless). With
         `commit=False` the offsets wait for the next commit (see _Flusher).
@@ -232,12 +239,23 @@ class CheckpointLoop:
                 if items:
                     route.write(items)
                     crash_point("store.after_insert")
+            self.announce(pending.items)
             crash_point("store.before_commit")
         except StoreError as exc:
             pause = self.backoff.failed()
-            log.error(
-                "store write failed (%s); re-reading from the last commit in %.1f s", exc, pause
-            )
+            if disk_full(exc):  # nothing is committed: it resumes once space returns
+                log.error(
+                    "store write failed: disk full under the data path; nothing is committed "
+                    "until space is freed (retrying in %.1f s): %s",
+                    pause,
+                    exc,
+                )
+            else:
+                log.error(
+                    "store write failed (%s); re-reading from the last commit in %.1f s",
+                    exc,
+                    pause,
+                )
             assigned = self.consumer.assignment()
             for tp, first in pending.first.items():
                 if tp in assigned:  # a partition moved away is re-read by its new owner

@@ -47,6 +47,21 @@ class StoreError(RuntimeError):
     """ClickHouse refused or could not be reached; the message says what to do."""
 
 
+#: How ClickHouse and the OS say a write found no room: NOT_ENOUGH_SPACE (code 243),
+#: and ENOSPC from a file write.
+_DISK_FULL = ("NOT_ENOUGH_SPACE", "No space left on device", "Cannot reserve")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a failed write failed for want of disk space (freeing space fixes it)."""
+    chain: BaseException | None = exc
+    while chain is not None:
+        if any(marker in str(chain) for marker in _DISK_FULL):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
+
+
 def connect(dsn: str, *, readonly: bool = False, cluster: Cluster | None = None) -> Client:
     """A client for `dsn`. `readonly` clients refuse every write, by the engine's own rule.
 

@@ -62,6 +62,7 @@ SHARDING_KEYS = {
     # Filled only by materialized views on each shard's own raw_events_local, never
     # through the Distributed table; the key only has to be deterministic.
     "daily_rollup": "cityHash64(dimension, value)",
+    "segment_rollup": "cityHash64(dimension, value)",
     "partition_watermarks": "cityHash64(src_topic, src_partition)",
 }
 

@@ -1,31 +1,58 @@
-"""Read-only SQL for analysts, embedded or server, while the store runs.
+"""Read-only SQL, embedded or server, while the store runs.
 
-Embedded mode has one owner process per data path (``sinks.owner``). While a
-store runs, it serves queries over HTTP on loopback from its own read-only
-engine session; when none runs, the caller takes ownership briefly and opens
-the engine itself. Server mode connects read-only straight to the server.
-Either way the session has ``readonly=1``: writes and setting changes fail.
+Embedded mode has one owner per data path (``sinks.owner``): the store. It
+serves the ClickHouse HTTP interface (``sinks.ch_http``) on loopback from its
+own engine, each query on a fresh ``readonly=2`` connection (``sinks.read_only``
+says what runs), so queries run in parallel and health checks never queue
+behind them. Every reader goes there through tokenshare's own ``http://`` DSN
+path (clickhouse-connect): when no store serves, a reader gets
+:class:`StoreNotServing` and never opens the engine or takes the lock, so a
+store restarted right after a crash finds its data path free. Opening the engine
+directly is an explicit offline choice (``offline=True``, ``tokenshare sql
+--offline``, ``TOKENSHARE_QUERY_OFFLINE=1``): the reader then holds the lock and
+serves itself the same interface for the time of its query, so results have
+the same types either way. Server mode connects read-only to the server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import threading
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import chdb
 import orjson
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from tokenshare.settings import Settings
-from tokenshare.sinks.clickhouse import connect
+from tokenshare.sinks import read_only
+from tokenshare.sinks.ch_http import Answer, EngineError, ReadRequest, serve
+from tokenshare.sinks.clickhouse import StoreError, connect, split_chdb_dsn
 from tokenshare.sinks.owner import OwnerLock, StoreBusy, data_path_of, read_owner
+
+#: Analyst queries running at once in the store; more wait for a slot. Health
+#: checks have a connection of their own and never wait.
+MAX_CONCURRENT_QUERIES = 8
+
+#: chDB's result shapes that are Python objects, not ClickHouse output formats.
+_NOT_FORMATS = frozenset({"dataframe", "arrowtable", "datastore"})
+
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CODE = re.compile(r"Code: (\d+)\.")
 
 
 class QueryError(RuntimeError):
     """ClickHouse refused the query; the message is ClickHouse's own."""
+
+
+class StoreNotServing(StoreBusy):
+    """No store serves the embedded data path now (down, restarting or starting)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,134 +66,329 @@ class QueryResult:
             {"columns": self.columns, "types": self.types, "rows": self.rows}, default=str
         )
 
+
+class ReadEngine:
+    """Reads on this process's embedded engine, one fresh ``readonly=2`` connection
+    per query (chDB runs queries of different connections in parallel)."""
+
+    def __init__(self, path: str, database: str, keeper: Any = None) -> None:
+        self._path = path
+        self._database = database  # current database unless the client names one
+        self._keeper = keeper  # offline: the connection that started the engine
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_QUERIES)
+        self._health = self._open()
+        self._health_lock = threading.Lock()
+        zone, version = self._text(self._health, "SELECT timezone(), version()", {}).split("\t")
+        self.timezone = zone.strip()
+        self.version = version.strip()
+
     @classmethod
-    def from_json(cls, raw: bytes) -> QueryResult:
-        doc = orjson.loads(raw)
-        return cls(doc["columns"], doc["types"], doc["rows"])
+    def attach(cls, dsn: str, database: str) -> ReadEngine:
+        """Reads on the engine this process already opened for `dsn` (the store's)."""
+        return cls(os.path.realpath(data_path_of(dsn)), database)
 
+    @classmethod
+    def start(cls, dsn: str, database: str) -> ReadEngine:
+        """Start the engine for `dsn` read-only (offline reads), with its startup options."""
+        path = os.path.realpath(data_path_of(dsn))
+        _, options = split_chdb_dsn(dsn)
+        startup = "&".join(["mode=ro", *(f"{k}={v}" if v else k for k, v in options.items())])
+        try:
+            keeper = chdb.connect(  # type: ignore[no-untyped-call]
+                f"{path}?{startup}"
+            )
+        except RuntimeError as exc:
+            raise StoreError(f"cannot open the embedded engine at {path}: {exc}") from exc
+        return cls(path, database, keeper)
 
-class ReadOnlySession:
-    """One read-only client, serialised: the embedded engine runs one query at a time here."""
+    def _open(self) -> Any:
+        return chdb.connect(f"{self._path}?readonly=2")  # type: ignore[no-untyped-call]
 
-    def __init__(self, client: Client, database: str) -> None:
-        self.client = client
-        self.database = database
-        self._lock = threading.Lock()
+    @staticmethod
+    def _text(connection: Any, sql: str, parameters: dict[str, str]) -> str:
+        try:
+            result = connection.query(sql, "TabSeparatedRaw", params=parameters)
+        except Exception as exc:  # chDB raises RuntimeError or ChdbError
+            raise _engine_error(exc) from exc
+        return bytes(result.bytes()).decode()
 
-    def run(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        with self._lock:
+    def ready(self) -> None:
+        with self._health_lock:
+            self._text(self._health, "SELECT 1", {})
+
+    def answer(self, request: ReadRequest) -> Answer:
+        if request.default_format.lower() in _NOT_FORMATS:
+            raise EngineError(
+                f"Code: 73. DB::Exception: Unknown format {request.default_format}. "
+                "(UNKNOWN_FORMAT)",
+                73,
+            )
+        for name in request.settings:
+            if not _SETTING_NAME.match(name):
+                raise EngineError(
+                    f"Code: 115. DB::Exception: Unknown setting {name!r}. (UNKNOWN_SETTING)", 115
+                )
+        with self._slots:
+            connection = self._open()
             try:
-                result = self.client.query(sql, parameters=parameters or {})
-            except Exception as exc:  # the driver's error types differ by backend
-                raise QueryError(_clean(str(exc))) from exc
-        return QueryResult(
-            list(result.column_names),
-            [t.name for t in result.column_types],
-            [list(r) for r in result.result_rows],
+                return self._run(connection, request)
+            finally:
+                connection.close()
+
+    def _run(self, connection: Any, request: ReadRequest) -> Answer:
+        try:
+            named = read_only.check(
+                lambda sql, params: self._text(connection, sql, params),
+                request.sql,
+                request.parameters,
+            )
+        except read_only.Refused as exc:
+            raise EngineError(str(exc), exc.code) from None
+        if request.database:
+            self._text(connection, f"USE {_identifier(request.database)}", {})
+        else:
+            with contextlib.suppress(EngineError):  # not migrated yet: stay in `default`
+                self._text(connection, f"USE {_identifier(self._database)}", {})
+        if request.settings:
+            # SET goes through the settings constraints: readonly=0 is refused.
+            pairs = ", ".join(
+                f"{name} = {_quote(value)}" for name, value in request.settings.items()
+            )
+            self._text(connection, f"SET {pairs}", {})
+        try:
+            result = connection.query(
+                request.sql, request.default_format, params=request.parameters
+            )
+        except Exception as exc:  # chDB raises RuntimeError or ChdbError
+            raise _engine_error(exc) from exc
+        return Answer(
+            bytes(result.bytes()),
+            named or request.default_format,
+            read_rows=int(result.rows_read()),
+            read_bytes=int(result.bytes_read()),
+            elapsed_ns=int(result.elapsed() * 1e9),
         )
+
+    def close(self) -> None:
+        self._health.close()
+        if self._keeper is not None:
+            self._keeper.close()
+
+
+class ServerReader:
+    """Server mode: the store's endpoint passes reads on to the ClickHouse server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = settings.dsn
+        self._local = threading.local()
+        version, zone = self._client().query("SELECT version(), timezone()").result_rows[0]
+        self.version, self.timezone = str(version), str(zone)
+
+    def _client(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = connect(self._dsn, readonly=True)
+            self._local.client = client
+        return client
+
+    def ready(self) -> None:
+        try:
+            self._client().command("SELECT 1")
+        except Exception as exc:  # the driver's error types differ by backend
+            raise _engine_error(exc) from exc
+
+    def answer(self, request: ReadRequest) -> Answer:
+        try:
+            body = self._client().raw_query(
+                request.sql,
+                parameters=request.parameters or None,
+                settings=request.settings or None,
+                fmt=request.default_format,
+            )
+        except Exception as exc:  # the driver's error types differ by backend
+            raise _engine_error(exc) from exc
+        return Answer(body, request.default_format)
+
+    def close(self) -> None:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+
+
+def _identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _quote(value: str) -> str:
+    """`value` as a ClickHouse string literal (settings coerce it to their type)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _engine_error(exc: Exception) -> EngineError:
+    message = _clean(str(exc))
+    code = _CODE.search(message)
+    return EngineError(message, int(code.group(1)) if code else 1000)
 
 
 def _clean(message: str) -> str:
-    """ClickHouse's first line, without the driver's traceback text."""
-    return message.strip().splitlines()[0][:2000] if message.strip() else "query failed"
-
-
-def serve(session: ReadOnlySession, port: int) -> ThreadingHTTPServer:
-    """Serve POST /query on 127.0.0.1:`port` (0 picks a free port) in a daemon thread."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            if self.path != "/query":
-                self._reply(404, b'{"error":"POST /query"}')
-                return
-            try:
-                doc = orjson.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                result = session.run(str(doc["sql"]), doc.get("parameters"))
-            except QueryError as exc:
-                self._reply(400, orjson.dumps({"error": str(exc)}))
-                return
-            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                self._reply(400, orjson.dumps({"error": f"bad request: {exc}"}))
-                return
-            self._reply(200, result.to_json())
-
-        def do_GET(self) -> None:
-            if self.path in ("/health", "/healthz"):
-                self._reply(200, b'{"status":"alive"}')
-            elif self.path == "/readyz":
-                try:
-                    session.run("SELECT 1")
-                except QueryError as exc:
-                    self._reply(503, orjson.dumps({"ready": False, "error": str(exc)}))
-                else:
-                    self._reply(200, b'{"ready":true}')
-            else:
-                self._reply(404, b'{"error":"GET /healthz or /readyz, POST /query"}')
-
-        def _reply(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: queries are not logs
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, name="query-server", daemon=True).start()
-    return server
+    """ClickHouse's own text, without the driver's wrapping."""
+    text = message.strip()
+    start = text.find("Code: ")
+    if start > 0:
+        text = text[start:]
+    return text.splitlines()[0][:2000] if text else "query failed"
 
 
 class QueryServer:
-    """The store's read-only SQL endpoint: its own read-only engine session, served
-    on loopback while the store runs (``url``; published in the owner file)."""
+    """The store's read-only SQL endpoint, the ClickHouse HTTP interface on loopback
+    while the store runs (``url``; published in the owner file)."""
 
     def __init__(self, settings: Settings) -> None:
-        reader = connect(settings.dsn, readonly=True)
-        session = ReadOnlySession(reader, settings.clickhouse_database)
-        self._server = serve(session, settings.store_query_port)
+        self._reader: ReadEngine | ServerReader = (
+            ReadEngine.attach(settings.dsn, settings.clickhouse_database)
+            if settings.embedded
+            else ServerReader(settings)
+        )
+        self._server = serve(self._reader, settings.store_query_port)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def close(self) -> None:
         self._server.shutdown()
+        self._server.server_close()
+        self._reader.close()
 
 
-def run_query(
-    settings: Settings, sql: str, parameters: dict[str, Any] | None = None
-) -> QueryResult:
-    """Run read-only `sql` wherever the store lives (see module docstring)."""
-    if not settings.embedded:
-        client = connect(settings.dsn, readonly=True)
-        return ReadOnlySession(client, settings.clickhouse_database).run(sql, parameters)
+def serving_url(settings: Settings) -> str:
+    """Where the store of this embedded data path serves SQL; StoreNotServing if none."""
     data_path = data_path_of(settings.dsn)
     owner = read_owner(data_path)
-    if owner is not None:
-        if not owner.query_url:
-            raise StoreBusy(
-                f"the store (pid {owner.pid}) is starting and not serving queries yet; retry"
-            )
-        return _remote(owner.query_url, sql, parameters)
-    lock = OwnerLock(data_path)
-    lock.acquire()
-    try:
+    if owner is None:
+        raise StoreNotServing(
+            f"store not serving: no store runs for {data_path} (start `tokenshare store`; "
+            "offline reads are an explicit choice: `tokenshare sql --offline`)"
+        )
+    if not owner.query_url:
+        raise StoreNotServing(
+            f"store not serving yet: {data_path} is held by {owner.describe()}, which "
+            "serves no SQL (a store starting, a migration or an offline query); retry in a moment"
+        )
+    return owner.query_url
+
+
+_clients = threading.local()  # per thread: a driver client runs one query at a time
+
+
+def _client_for(url: str) -> Client:
+    cache: dict[str, Client] = _clients.__dict__.setdefault("by_url", {})
+    client = cache.get(url)
+    if client is None:
+        try:
+            client = connect(url, readonly=True)
+        except StoreError as exc:
+            raise StoreNotServing(
+                f"store not serving: the store's SQL endpoint {url} does not answer ({exc})"
+            ) from exc
+        cache.clear()  # a store restarted elsewhere: drop clients of its old address
+        cache[url] = client
+    return client
+
+
+def _forget(url: str) -> None:
+    client = _clients.__dict__.get("by_url", {}).pop(url, None)
+    if client is not None:
+        client.close()
+
+
+@contextmanager
+def reading_client(settings: Settings, *, offline: bool | None = None) -> Iterator[Client]:
+    """A read-only client wherever the store lives (see the module docstring)."""
+    offline = settings.query_offline if offline is None else offline
+    if not settings.embedded:
         client = connect(settings.dsn, readonly=True)
         try:
-            return ReadOnlySession(client, settings.clickhouse_database).run(sql, parameters)
+            yield client
         finally:
             client.close()
+    elif offline:
+        with offline_endpoint(settings) as url:
+            client = connect(url, readonly=True)
+            try:
+                yield client
+            finally:
+                client.close()
+    else:
+        url = serving_url(settings)
+        try:
+            yield _client_for(url)
+        except OperationalError as exc:  # the store went away mid-query
+            _forget(url)
+            raise StoreNotServing(f"store not serving: {url} stopped answering ({exc})") from exc
+
+
+@contextmanager
+def offline_endpoint(settings: Settings) -> Iterator[str]:
+    """This process as a temporary read-only owner of the embedded data path, serving
+    the same interface as a store; raises StoreBusy (naming the holder) while another
+    process holds it."""
+    lock = OwnerLock(data_path_of(settings.dsn))
+    lock.acquire()
+    try:
+        engine = ReadEngine.start(settings.dsn, settings.clickhouse_database)
+        try:
+            server = serve(engine, 0)
+            try:
+                yield f"http://127.0.0.1:{server.server_address[1]}"
+            finally:
+                server.shutdown()
+                server.server_close()
+        finally:
+            engine.close()
     finally:
         lock.release()
 
 
-def _remote(url: str, sql: str, parameters: dict[str, Any] | None) -> QueryResult:
-    body = orjson.dumps({"sql": sql, "parameters": parameters or {}}, default=str)
-    request = urllib.request.Request(
-        f"{url}/query", data=body, headers={"Content-Type": "application/json"}
-    )
+def _query_error(exc: Exception) -> Exception:
+    if isinstance(exc, StoreBusy | QueryError):
+        return exc
+    return QueryError(_clean(str(exc)))
+
+
+def run_query(
+    settings: Settings,
+    sql: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    offline: bool | None = None,
+) -> QueryResult:
+    """Run read-only `sql` wherever the store lives; rows as Python values."""
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return QueryResult.from_json(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = orjson.loads(exc.read() or b"{}").get("error", str(exc))
-        raise QueryError(detail) from exc
+        with reading_client(settings, offline=offline) as client:
+            result = client.query(sql, parameters=parameters or {})
+    except (StoreBusy, StoreError):
+        raise
+    except Exception as exc:  # the driver's error types differ by backend
+        raise _query_error(exc) from exc
+    return QueryResult(
+        list(result.column_names),
+        [t.name for t in result.column_types],
+        [list(r) for r in result.result_rows],
+    )
+
+
+def run_raw(
+    settings: Settings,
+    sql: str,
+    fmt: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    offline: bool | None = None,
+) -> bytes:
+    """Run read-only `sql` and return the engine's own output in format `fmt`
+    (Parquet, Arrow, CSVWithNames, ...): types as ClickHouse writes them."""
+    try:
+        with reading_client(settings, offline=offline) as client:
+            return client.raw_query(sql, parameters=parameters or None, fmt=fmt)
+    except (StoreBusy, StoreError):
+        raise
+    except Exception as exc:  # the driver's error types differ by backend
+        raise _query_error(exc) from exc

@@ -31,6 +31,9 @@ ALERT_COLUMNS = (
     "text",
     "details",
     "fired_at",
+    "severity",
+    "kind",
+    "explanation",
 )
 SNAPSHOT_COLUMNS = (
     "window_kind",
@@ -66,6 +69,9 @@ def write_alerts(client: Client, database: str, alerts: Sequence[AlertMessage]) 
             a.text,
             orjson.dumps(a.details).decode(),
             now,
+            a.severity,
+            a.kind,
+            a.explanation,
         ]
         for a in alerts
     ]

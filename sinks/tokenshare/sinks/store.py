@@ -9,6 +9,7 @@
   for alerts and share snapshots;
 - ``sinks.dead_letters``: rows refused as conflicting repeats, to the DLQ;
 - ``sinks.query``: the read-only SQL endpoint.
+- ``sinks.metrics``: Prometheus metrics, on ``store_metrics_port``.
 
 In embedded mode exactly one store runs per data path (``sinks.owner``); with
 a ClickHouse server, run as many as there are rows partitions to share.
@@ -16,6 +17,7 @@ a ClickHouse server, run as many as there are rows partitions to share.
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -28,17 +30,22 @@ from tokenshare import kafka_clients
 from tokenshare.schema.outputs import AlertMessage, ShareSnapshot
 from tokenshare.schema.rows import RowBatch
 from tokenshare.settings import Settings
+from tokenshare.sinks.changes import ChangeNotices
 from tokenshare.sinks.checkpoint import CheckpointLoop, Route
 from tokenshare.sinks.clickhouse import StoreError, connect, migrate
 from tokenshare.sinks.cluster import Cluster
 from tokenshare.sinks.dead_letters import ConflictDeadLetters
-from tokenshare.sinks.owner import OwnerLock, data_path_of
+from tokenshare.sinks.metrics import StoreMetrics
+from tokenshare.sinks.owner import OwnerInfo, OwnerLock, data_path_of
 from tokenshare.sinks.query import QueryServer
 from tokenshare.sinks.raw_events import RawEventWriter
+from tokenshare.sinks.reenrich import rebuild_rollups
 from tokenshare.sinks.share_tables import write_alerts, write_snapshots
 from tokenshare.watermark import WatermarkRule
 
 T = TypeVar("T")
+
+log = logging.getLogger("tokenshare.store")
 
 
 class Store:
@@ -71,7 +78,9 @@ class Store:
 
 
 def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
-    """A store ready to run; raises StoreBusy when another store owns the data path.
+    """A store ready to run; raises StoreBusy when another store owns the data path,
+    or when another holder (a migration, an offline query) keeps it longer than
+    ``store_lock_wait_s``.
 
     `watermark` is the share stage's rule (from its rules file), by which rows of
     days the share stage holds final are counted as late.
@@ -81,18 +90,30 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
         lock: OwnerLock | None = None
         if settings.embedded:
             lock = OwnerLock(data_path_of(settings.dsn))
-            lock.acquire()
+            lock.acquire(wait_s=settings.store_lock_wait_s, on_wait=_waiting)
             opened.callback(lock.release)
         cluster = Cluster.of(settings)
         client = connect(settings.dsn, cluster=cluster)
         migrate(client, settings.clickhouse_database, cluster)
+        if lock is not None and lock.crashed_at is not None and cluster is None:
+            repair_after_crash(client, settings.clickhouse_database, lock.crashed_at)
         dead_letters = ConflictDeadLetters(
             kafka_clients.producer(settings, client_id=f"{settings.worker_id}-store-dlq"),
             settings.dlq_topic,
         )
         opened.callback(dead_letters.close)
+        notices = ChangeNotices(  # after the inserts, before the commit (sinks.checkpoint)
+            kafka_clients.producer(settings, client_id=f"{settings.worker_id}-store-changes"),
+            settings.changes_topic,
+            settings.rows_topic,
+        )
+        opened.callback(notices.close)
+        metrics = StoreMetrics()
         writer = RawEventWriter(
-            client, settings.clickhouse_database, watermark=watermark, on_conflicts=dead_letters
+            client,
+            settings.clickhouse_database,
+            watermark=watermark,
+            on_conflicts=metrics.conflicts_counter(dead_letters),
         )
         writer.load_marks()
         server = QueryServer(settings)
@@ -108,29 +129,77 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
             max_poll_records=500,
+            **kafka_clients.membership(settings, "store"),  # back in seconds after a restart
         )
         opened.callback(consumer.close, autocommit=False)
         loop = CheckpointLoop(
             consumer,
-            routes(settings, client, writer),
+            routes(settings, client, writer, metrics),
             group=settings.store_group,
             max_rows=settings.store_max_rows,
             max_wait_ms=settings.store_max_wait_ms,
             on_assigned=writer.load_marks,  # another store may have written them meanwhile
+            announce=notices,
         )
+        metrics.count_unreadable(lambda: loop.unreadable)
+        stop_metrics = metrics.serve(settings.store_metrics_bind, settings.store_metrics_port)
+        if stop_metrics is not None:
+            opened.callback(stop_metrics)
         return Store(loop, server.url, opened)
     except BaseException:
         opened.close()  # an error half-way: close what was opened so far
         raise
 
 
-def routes(settings: Settings, client: Client, rows: RawEventWriter) -> dict[str, Route[Any]]:
+def _waiting(owner: OwnerInfo | None, waited_s: float, limit_s: float) -> None:
+    who = owner.describe() if owner is not None else "another process"
+    log.warning(
+        "the embedded data path is held by %s; waiting for it (%.0f of %.0f s)",
+        who,
+        waited_s,
+        limit_s,
+    )
+
+
+def repair_after_crash(client: Client, database: str, crashed_at: float) -> None:
+    """Rebuild the rollup months of the rows the crashed owner stored.
+
+    The engine died with its owner: an insert may have reached ``raw_events`` and
+    not the views' tables, and the writer's guards skip those rows on replay, so
+    the rollups would miss them for good. Rows stored since the dead owner last
+    wrote its lock file (when it started serving) are the only candidates.
+    """
+    months = [
+        int(m)
+        for (m,) in client.query(
+            f"SELECT DISTINCT toYYYYMM(day) FROM {database}.raw_events "
+            "WHERE ingested_at >= fromUnixTimestamp64Milli({since:Int64})",
+            parameters={"since": int((crashed_at - 60) * 1000)},
+        ).result_rows
+    ]
+    tables = rebuild_rollups(client, database, months)
+    log.warning(
+        "the previous owner of the data path died holding it: rebuilt %s for months %s "
+        "from the raw rows",
+        ", ".join(tables) or "no rollup",
+        ", ".join(map(str, months)) or "none",
+    )
+
+
+def routes(
+    settings: Settings, client: Client, rows: RawEventWriter, metrics: StoreMetrics | None = None
+) -> dict[str, Route[Any]]:
     """Topic -> decoder and writer; a flush writes them in this order, rows first."""
     db = settings.clickhouse_database
+    m = metrics or StoreMetrics()  # each write timed and counted (sinks.metrics)
     return {
-        settings.rows_topic: Route(RowBatch.decode, rows.write, size=len),
-        settings.alerts_topic: Route(AlertMessage.decode, _table(client, db, write_alerts)),
-        settings.shares_topic: Route(ShareSnapshot.decode, _table(client, db, write_snapshots)),
+        settings.rows_topic: Route(RowBatch.decode, m.rows_writer(rows.write), size=len),
+        settings.alerts_topic: Route(
+            AlertMessage.decode, m.writer("alerts", _table(client, db, write_alerts))
+        ),
+        settings.shares_topic: Route(
+            ShareSnapshot.decode, m.writer("shares", _table(client, db, write_snapshots))
+        ),
     }
 
 

@@ -1,14 +1,15 @@
 """The Faust app of a tokenshare worker.
 
-Faust owns the worker's lifecycle (start, signals, graceful stop), leader
-election for the share stage (a leader timer), and the web endpoint. The
-high-volume events topic is read by ``IngestService`` (see its module for why
-it does not go through a Faust stream).
+Faust owns the worker's lifecycle (start, signals, graceful stop), the share
+stage's agent and tables (``shares.agents``, ``shares.tables``: each worker
+evaluates the dimensions of the rollup-changes partitions Faust assigns it), and
+the web endpoint. The high-volume events topic is read by ``IngestService``
+(see its module for why it does not go through a Faust stream).
 
 Web endpoint (127.0.0.1:<worker_web_port>):
     /healthz  the process is alive;  /readyz  ingest is consuming (503 until then)
     /stats    ingest and share-stage counters (JSON)
-    /shares   current shares of the open windows (JSON)
+    /shares   current shares of the open windows, of this worker's dimensions (JSON)
     /alerts   the most recent alerts (JSON)
     /metrics  Prometheus text format
 
@@ -30,9 +31,11 @@ from tokenshare.logs import handler
 from tokenshare.schema.catalog import Catalog
 from tokenshare.settings import Settings
 from tokenshare.streams.ingest import IngestService
-from tokenshare.streams.metrics import render_metrics
+from tokenshare.streams.metrics import ShareCollector, exposition
+from tokenshare.streams.shares.agents import install_share_agent
 from tokenshare.streams.shares.engine import Query
 from tokenshare.streams.shares.service import ShareService
+from tokenshare.streams.shares.tables import share_tables
 
 log = logging.getLogger("tokenshare.worker")
 
@@ -54,17 +57,16 @@ def create_app(settings: Settings, query: Query) -> faust.App:
         loghandlers=[handler("worker", settings.log_format)],
     )
     ingest = IngestService(settings, Catalog.load())
-    shares = ShareService(settings, query)
+    tables = share_tables(app)
+    tables.ensure_changelogs(settings)
+    shares = ShareService(settings, query, tables)
     # Faust accepts service instances as well as classes here.
     app.service(ingest)  # type: ignore[arg-type]
     app.service(shares)  # type: ignore[arg-type]
-
-    @app.timer(settings.shares_interval_s, on_leader=True)  # type: ignore[untyped-decorator]
-    async def evaluate_shares() -> None:
-        try:
-            await shares.tick()
-        except Exception:  # a failed tick is retried by the next; it must not stop ingest
-            log.exception("share tick failed")
+    metrics = ingest.metrics.registry
+    # 1 on a worker that evaluates some dimensions (every worker may).
+    metrics.register(ShareCollector(shares, lambda: bool(shares.owned)))
+    install_share_agent(app, settings, shares)
 
     @app.page("/stats")
     class Stats(View):
@@ -78,7 +80,11 @@ def create_app(settings: Settings, query: Query) -> faust.App:
                         "snapshots": shares.stats.snapshots,
                         "failed_ticks": shares.stats.failed_ticks,
                         "watermark": shares.stats.watermark,
-                        "leader": app.is_leader(),
+                        "skipped": shares.stats.skipped,
+                        "reads": shares.stats.reads,
+                        "keys": shares.keys(),
+                        "evaluations": shares.stats.evaluations_by_key,
+                        "ledger": sum(len(shares.tables.fired(p)) for p in shares.owned),
                     },
                     "webhook": {
                         "delivered": shares.webhook.stats.delivered,
@@ -116,11 +122,10 @@ def create_app(settings: Settings, query: Query) -> faust.App:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            lag = await ingest.lag()
-            return self.text(
-                render_metrics(ingest.stats, shares.stats, lag),
-                content_type="text/plain; version=0.0.4",
-            )
+            ingest.metrics.lag.set(await ingest.lag())
+            body, content_type = exposition(metrics, request.headers.get("Accept"))
+            # As a header: aiohttp refuses a content_type argument holding a charset.
+            return self.bytes(body, headers={"Content-Type": content_type})
 
     return app
 

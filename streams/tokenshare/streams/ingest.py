@@ -36,6 +36,7 @@ from tokenshare.schema.vocabulary import DEAD_LETTER_BREAKER, INPUT_DIMENSION
 from tokenshare.settings import Settings
 from tokenshare.streams.batch import BatchResult, Enricher, SourceMessage
 from tokenshare.streams.breaker import DeadLetterBreaker
+from tokenshare.streams.metrics import IngestMetrics
 
 log = logging.getLogger("tokenshare.ingest")
 
@@ -72,6 +73,7 @@ class IngestService(Service):
         self.settings = settings
         self.enricher = Enricher(catalog, settings.max_message_bytes)
         self.stats = IngestStats()
+        self.metrics = IngestMetrics()
         self.breaker = DeadLetterBreaker()
         self._batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
@@ -95,6 +97,7 @@ class IngestService(Service):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
+            **kafka_clients.membership(s, "ingest"),  # back in seconds after a restart
         )
         await self.producer.start()
         self.consumer.subscribe([s.events_topic], listener=_FinishBatch(self._batch_lock))
@@ -153,6 +156,7 @@ class IngestService(Service):
     async def handle(self, records: dict[TopicPartition, list[Any]]) -> None:
         """One batch through the checkpoint order in the module docstring."""
         assert self.consumer is not None
+        started = time.perf_counter()
         messages = [
             SourceMessage(r.topic, r.partition, r.offset, r.value, r.key)
             for batch in records.values()
@@ -171,6 +175,13 @@ class IngestService(Service):
         self.stats.events += result.valid
         self.stats.dead_letters += len(result.dead_letters)
         self.stats.batches += 1
+        self.metrics.record(
+            len(messages),
+            result.valid,
+            len(result.dead_letters),
+            result.rows,
+            seconds=time.perf_counter() - started,
+        )
 
     async def _breaker_alert(self, change: str) -> None:
         """One alert when the dead-letter breaker opens or closes (see streams.breaker)."""

@@ -9,6 +9,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from tokenshare import kafka_clients
 from tokenshare.retry import RetryPolicy, retrying
+from tokenshare.schema.changes import CHANGE_PARTITIONS
 from tokenshare.settings import Settings
 
 log = logging.getLogger("tokenshare.topics")
@@ -46,6 +47,13 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         # One partition each: a total order of alerts is the ledger's whole point.
         NewTopic(settings.alerts_topic, 1, settings.replication_factor, topic_configs=common),
         NewTopic(settings.shares_topic, 1, settings.replication_factor, topic_configs=common),
+        # One partition per dimension: the share stage's unit of work across workers.
+        NewTopic(
+            settings.changes_topic,
+            CHANGE_PARTITIONS,
+            settings.replication_factor,
+            topic_configs=common,
+        ),
     ]
 
 

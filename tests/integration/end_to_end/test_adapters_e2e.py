@@ -84,7 +84,8 @@ def test_http_and_otlp_events_land_in_clickhouse(pipeline: Pipeline) -> None:
             "deepseek/deepseek-chat", "DeepSeek", 880, 1536, 0, "support-bot",
         ),
         "msg_01XFDUDYJgAACzvnptvVoYEL": (
-            "anthropic/claude-sonnet-4-5-20250929", "Anthropic", 2048, 512, 2048,
+            # 4096 cache reads counted apart from the 2048 input tokens: added.
+            "anthropic/claude-sonnet-4-5-20250929", "Anthropic", 2048 + 4096, 512, 4096,
             "research-assistant",
         ),
         "0af7651916cd43dd8448eb211c80319c:c8be7c827a314442": (

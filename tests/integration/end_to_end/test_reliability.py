@@ -23,53 +23,15 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from tests.factories import bad_inputs, event
-from tests.ledger import Figures, Ledger, read_json
+from tests.ledger import Ledger, read_json
+from tests.netfault import FaultyLink, proxied_broker
 from tests.pipeline import Pipeline
+from tests.reliability_report import record
 from tokenshare.localstack import LocalKafka
 from tokenshare.processes import free_ports, spawn, stop, wait_until
 from tokenshare.settings import Settings
 from tokenshare.sinks.query import run_query
 from tokenshare.streams.topics import ensure_topics, group_lag
-
-REPORT: list[tuple[str, str, int, Figures]] = []
-
-
-def record(scenario: str, injects: str, runs: int, figures: Figures) -> None:
-    REPORT.append((scenario, injects, runs, figures))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report() -> Iterator[None]:
-    yield
-    path = os.environ.get("TOKENSHARE_RELIABILITY_REPORT")
-    if path and REPORT:
-        write_report(Path(path))
-
-
-def write_report(path: Path) -> None:
-    """Update this run's rows of the figures table; rows of scenarios not run stay."""
-    start, end = "<!-- figures:start -->", "<!-- figures:end -->"
-    text = path.read_text() if path.exists() else f"{start}\n{end}\n"
-    head, rest = text.split(start, 1)
-    block, tail = rest.split(end, 1)
-    rows = {
-        line.split("|")[1].strip(): line
-        for line in block.strip().splitlines()[2:]
-        if line.startswith("| ")
-    }
-    for scenario, injects, runs, f in REPORT:
-        rows[scenario] = (
-            f"| {scenario} | {injects} | {runs} | {f.produced} | {f.acked} | "
-            f"{f.stored} | {f.duplicated} | {f.lost} | "
-            f"{f.dead_letters} / {f.invalid_injected} |"
-        )
-    table = [
-        "| scenario | injects | runs | produced | acked | stored | duplicated | lost "
-        "| dead letters / invalid |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *rows.values(),
-    ]
-    path.write_text(head + start + "\n" + "\n".join(table) + "\n" + end + tail)
 
 
 def events(n: int, seed: int) -> list[dict[str, Any]]:
@@ -381,26 +343,11 @@ def test_latency_jitter_and_resets_on_the_kafka_link(
 ) -> None:
     """Every client (producer, worker, store) talks to the broker through a proxy
     that delays each chunk by 20 +/- 15 ms and resets all connections three times."""
-    from tests.netfault import FaultyLink
+    with proxied_broker(tmp_path, tmp_path_factory.mktemp("netbroker")) as (link, s):
+        run_with_latency_and_resets(link, s, tmp_path)
 
-    port, controller, proxy_port, query_port, web_port = free_ports(5)
-    link = FaultyLink(proxy_port, port)
-    broker = LocalKafka(
-        tmp_path_factory.mktemp("netbroker"),
-        port=port,
-        controller_port=controller,
-        advertised_port=proxy_port,
-    )
-    broker.start(timeout=120)
-    s = Settings(
-        home=tmp_path,
-        kafka_bootstrap=f"127.0.0.1:{proxy_port}",
-        topic_prefix="n",
-        partitions=4,
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",
-        store_query_port=query_port,
-        worker_web_port=web_port,
-    )
+
+def run_with_latency_and_resets(link: FaultyLink, s: Settings, tmp_path: Path) -> None:
     pipe: Pipeline | None = None
     try:
         ensure_topics(s)
@@ -431,8 +378,6 @@ def test_latency_jitter_and_resets_on_the_kafka_link(
         if pipe is not None:
             for proc in [*pipe.workers, pipe.store]:
                 stop(proc)
-        link.close()
-        broker.stop()
 
 
 def drain_with_watchdog(
@@ -444,11 +389,11 @@ def drain_with_watchdog(
     Only the stalled stage is restarted, and like a kubelet does: SIGTERM (the
     process leaves its consumer group), SIGKILL if it has not exited after a grace
     period. A restarted stage then gets `rejoin` seconds before it is judged again:
-    when the old process had to be killed, its group member stays until its session
-    times out (45 s for kafka-python 3, the store; 60 s for Faust's group, the
-    worker), and until then the new process gets no partitions. Judging it sooner
-    restarts every replacement just before it could commit: a livelock (the store's
-    lag once stayed at 4 through five restarts).
+    a replacement rejoins as the same static member at once, but a member whose
+    link broke may hold its partitions until its session times out
+    (`kafka_session_timeout_ms`). Judging it sooner restarts every replacement
+    just before it could commit: a livelock (the store's lag once stayed at 4
+    through five restarts, with the clients' old 45-60 s sessions).
     """
     s = pipe.settings
     stages = {"worker": (s.ingest_group, s.events_topic), "store": (s.store_group, s.rows_topic)}

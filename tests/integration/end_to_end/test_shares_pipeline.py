@@ -101,11 +101,17 @@ def test_weekly_replay_crossovers_exactly_once(pipeline: Pipeline) -> None:
     base = f"http://127.0.0.1:{pipeline.settings.worker_web_port}"
     with urllib.request.urlopen(f"{base}/metrics", timeout=10) as reply:
         metrics = reply.read().decode()
-    assert (
-        f"tokenshare_events_total {sum(1 for _ in replay_events(load_week_totals(WEEKLY)))}"
-        in metrics
-    )
-    assert 'tokenshare_share{window="iso_week",dimension="origin_bloc",value="China"}' in metrics
+    replayed = list(replay_events(load_week_totals(WEEKLY)))
+    assert f"tokenshare_events_total {len(replayed)}.0" in metrics
+    from prometheus_client.parser import text_string_to_metric_families
+
+    shares = [
+        sample.labels
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "tokenshare_share_ratio"
+        for sample in family.samples
+    ]
+    assert {"window": "iso_week", "dimension": "origin_bloc", "value": "China"} in shares
     with urllib.request.urlopen(f"{base}/alerts", timeout=10) as reply:
         recent = orjson.loads(reply.read())
     assert {(a["window_label"], a["subject"]) for a in recent if a["status"] == "final"} >= set(

@@ -1,6 +1,7 @@
 """The HTTP ingest endpoint against the real broker: 401/413/415/400/207/202,
-the OTLP route, health and readiness, and what lands on the events topic
-(without a broker: tests/unit/producers/test_adapters_http.py)."""
+the OTLP route (JSON; protobuf from the SDK's exporters: test_otlp_sdk.py),
+health and readiness, and what lands on the events topic (without a broker:
+tests/unit/producers/test_adapters_http.py)."""
 
 from __future__ import annotations
 
@@ -129,9 +130,9 @@ def test_otlp_traces_route(settings: Settings) -> None:
         status, body, _ = await post(http, b"{}", "/v1/otlp/v1/traces")
         assert (status, body) == (200, {"partialSuccess": {}})
         status, body, _ = await post(
-            http, b"\x0a\x00", "/v1/otlp/v1/traces", **{"Content-Type": "application/x-protobuf"}
+            http, b"spans", "/v1/otlp/v1/traces", **{"Content-Type": "text/plain"}
         )
-        assert status == 415 and body["code"] == 3 and "http/json" in body["message"]
+        assert status == 415 and body["code"] == 3 and "x-protobuf" in body["message"]
         status, body, _ = await post(http, b"[1]", "/v1/otlp/v1/traces")
         assert status == 400 and body["code"] == 3
         async with http.post("/v1/otlp/v1/traces", data=traces) as response:

@@ -345,7 +345,9 @@ def cli_on_test_engine(ch_client: Client, monkeypatch: pytest.MonkeyPatch) -> It
     """The commands, with run_query answered by this process's engine (the commands
     against a running store are covered by the end-to-end tests)."""
 
-    def run_query(settings: Any, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+    def run_query(
+        settings: Any, sql: str, parameters: dict[str, Any] | None = None, **_: Any
+    ) -> Any:
         result = ch_client.query(sql, parameters=parameters or {})
         return QueryResult(list(result.column_names), [], [list(r) for r in result.result_rows])
 

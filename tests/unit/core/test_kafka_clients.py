@@ -25,8 +25,15 @@ def sasl_ssl() -> Settings:
 
 
 def test_plaintext_options_name_the_broker_and_the_protocol() -> None:
-    opts = kafka_clients.options(Settings(kafka_bootstrap="h:1"), client_id="x")
-    assert opts == {"bootstrap_servers": "h:1", "security_protocol": "PLAINTEXT", "client_id": "x"}
+    opts = kafka_clients.options(
+        Settings(kafka_bootstrap="h:1", kafka_request_timeout_ms=9_000), client_id="x"
+    )
+    assert opts == {
+        "bootstrap_servers": "h:1",
+        "request_timeout_ms": 9_000,  # a silently dropped link is noticed after this
+        "security_protocol": "PLAINTEXT",
+        "client_id": "x",
+    }
 
 
 def test_each_library_gets_tls_in_its_own_spelling() -> None:
@@ -71,3 +78,34 @@ def test_overrides_replace_the_durable_defaults() -> None:
         return producer._txn_manager is not None
 
     assert asyncio.run(build()) is False
+
+
+def test_static_member_ids_are_stable_per_port_and_unique_per_role() -> None:
+    a, b = Settings(worker_web_port=7001), Settings(worker_web_port=7002)
+    assert kafka_clients.instance_id(a, "ingest") == kafka_clients.instance_id(
+        Settings(worker_web_port=7001), "ingest"
+    )  # a restart on the same port rejoins as the same member
+    assert kafka_clients.instance_id(a, "ingest") != kafka_clients.instance_id(b, "ingest")
+    assert kafka_clients.instance_id(a, "ingest") != kafka_clients.instance_id(a, "faust")
+    named = Settings(kafka_instance_id="pod-3")
+    assert kafka_clients.instance_id(named, "store") == "pod-3-store"
+    assert kafka_clients.instance_id(Settings(kafka_static_membership=False), "store") is None
+
+
+def test_every_group_client_gets_the_short_session_and_its_member_id() -> None:
+    from kafka import KafkaConsumer
+
+    s = Settings(kafka_session_timeout_ms=7_000, kafka_heartbeat_interval_ms=1_000)
+    options = kafka_clients.membership(s, "store")
+    # kafka-python accepts the options as spelled (no connection without bootstrap use).
+    consumer = KafkaConsumer(
+        bootstrap_servers="127.0.0.1:1", group_id="g", api_version=(3, 0), **options
+    )
+    try:
+        assert consumer.config["session_timeout_ms"] == 7_000
+        assert consumer.config["group_instance_id"] == kafka_clients.instance_id(s, "store")
+    finally:
+        consumer.close()
+    faust = kafka_clients.faust_broker(s)
+    assert faust["broker_session_timeout"] == 7.0
+    assert faust["consumer_group_instance_id"] == kafka_clients.instance_id(s, "faust")

@@ -18,6 +18,7 @@ import re
 import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +164,32 @@ SECRET = yaml_docs(K8S / "secret.example.yaml")[0]
 
 
 def exported_metrics() -> set[str]:
-    """Metric families a worker's /metrics serves (streams/metrics.py)."""
-    source = module_source("tokenshare.streams.metrics")
-    return set(re.findall(r"# TYPE (tokenshare_\w+) ", source))
+    """Series the worker, the store and ingest-http serve, from their registries
+    (streams/metrics.py, sinks/metrics.py, producers/adapters/http_metrics.py)."""
+    from types import SimpleNamespace
+
+    from tokenshare.producers.adapters.http_ingest import IngestStats
+    from tokenshare.producers.adapters.http_metrics import HttpMetrics
+    from tokenshare.sinks.metrics import StoreMetrics
+    from tokenshare.streams.metrics import IngestMetrics, ShareCollector
+
+    worker = IngestMetrics()
+    idle = SimpleNamespace(alerts=0, ticks=0, failed_ticks=0, current={})
+    hooks = SimpleNamespace(stats=SimpleNamespace(delivered=0, failed=0, dropped=0))
+    shares: Any = SimpleNamespace(stats=idle, webhook=hooks)
+    worker.registry.register(ShareCollector(shares, bool))
+    registries = [
+        worker.registry,
+        StoreMetrics().registry,
+        HttpMetrics(lambda: asdict(IngestStats())).registry,
+    ]
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+    return {
+        family.name + suffix
+        for registry in registries
+        for family in registry.collect()
+        for suffix in suffixes.get(family.type, [""])
+    }
 
 
 def topic_loop(script: str) -> set[str]:
@@ -361,11 +385,11 @@ def test_dockerfile_installs_the_project_on_python_311_slim() -> None:
 def served_routes() -> dict[str, set[str]]:
     """HTTP GET paths each process serves, read from its source."""
     app = module_source("tokenshare.streams.app")
-    query = module_source("tokenshare.sinks.query")
+    query = module_source("tokenshare.sinks.ch_http")
     ingest = module_source("tokenshare.producers.adapters.http_ingest")
     return {
         "worker": set(re.findall(r'@app\.page\("([^"]+)"\)', app)),
-        "store": set(re.findall(r'"(/\w+)"', query.split("def do_GET")[1].split("def _reply")[0])),
+        "store": set(re.findall(r'"(/\w+)"', query.split("def _handle")[1].split("def _query")[0])),
         "ingest": set(re.findall(r'add_get\("([^"]+)"', ingest)),
     }
 

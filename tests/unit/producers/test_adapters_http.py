@@ -34,7 +34,7 @@ def test_command_refuses_to_start_unsafely(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("TOKENSHARE_INGEST_TOKEN", raising=False)
     runner = CliRunner()
     result = runner.invoke(main, ["ingest-http", "--help"])
-    assert result.exit_code == 0 and "/v1/otlp/v1/traces" in result.output
+    assert result.exit_code == 0 and "/v1/traces" in result.output
     result = runner.invoke(main, ["ingest-http"])
     assert result.exit_code == 1 and "TOKENSHARE_INGEST_TOKEN" in result.output
     result = runner.invoke(main, ["ingest-http", "--insecure-no-auth", "--host", "0.0.0.0"])

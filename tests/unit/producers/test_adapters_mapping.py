@@ -22,7 +22,12 @@ from tokenshare.producers.adapters.common import (
     to_event,
 )
 from tokenshare.producers.adapters.litellm import standard_payload_event
-from tokenshare.producers.adapters.openrouter import generation_event, generation_token_event
+from tokenshare.producers.adapters.openrouter import (
+    chat_completion_event,
+    chat_completion_token_event,
+    generation_event,
+    generation_token_event,
+)
 from tokenshare.producers.adapters.otel import (
     OtlpError,
     any_value,
@@ -120,8 +125,9 @@ def test_otlp_genai_spans_become_events() -> None:
     # Older attribute names (gen_ai.system, usage.prompt_tokens/completion_tokens).
     claude = by_id["msg_01XFDUDYJgAACzvnptvVoYEL"]
     assert (claude.model, claude.provider) == ("anthropic/claude-sonnet-4-5-20250929", "Anthropic")
-    assert (claude.prompt_tokens, claude.completion_tokens) == (2048, 512)
-    assert claude.cached_tokens == 2048  # 4096 reported: clamped to the prompt
+    # 4096 cache reads beside 2048 input tokens: counted apart (Anthropic's usage), so added.
+    assert (claude.prompt_tokens, claude.completion_tokens) == (2048 + 4096, 512)
+    assert claude.cached_tokens == 4096
     assert claude.streamed and claude.app_id == "research-assistant"
 
     mistral = by_id["0af7651916cd43dd8448eb211c80319c:c8be7c827a314442"]
@@ -310,6 +316,47 @@ def test_openrouter_generation_records() -> None:
     assert fallback.app_id == "chat.example.org"
     assert fallback.user_id and "@" not in fallback.user_id
     assert fallback.ts == datetime(2026, 2, 12, 6, 15, 0, 500000, tzinfo=UTC)
+
+
+def test_openrouter_inline_usage() -> None:
+    docs = load("openrouter_chat_usage.json")
+    accounting, result, byok = (chat_completion_token_event(d["response"]) for d in docs)
+
+    # Cache writes are part of prompt_tokens (194 >= 100): kept, not added twice.
+    assert (accounting.prompt_tokens, accounting.completion_tokens) == (194, 2)
+    assert accounting.cached_tokens == 0 and accounting.streamed  # a stream's last chunk
+    assert accounting.cost_usd == pytest.approx(0.95)  # not BYOK: `cost` is the whole bill
+    assert accounting.event_id == "gen-1770766399-usageAccounting"
+    assert accounting.ts == datetime(2026, 2, 10, 23, 33, 19, tzinfo=UTC)
+
+    assert (result.model, result.provider) == ("openai/gpt-4", "unknown")
+    assert (result.prompt_tokens, result.cached_tokens, result.reasoning_tokens) == (10, 2, 5)
+    assert result.cost_usd == pytest.approx(0.0012) and not result.streamed
+    assert result.finish_reason == "stop"
+
+    # BYOK: OpenRouter's fee plus the provider's bill to the caller's key.
+    assert byok.cost_usd == pytest.approx(0.00031 + 0.0062)
+    assert (byok.provider, byok.finish_reason) == ("DeepSeek", "length")
+    assert (byok.cached_tokens, byok.reasoning_tokens) == (4096, 1700)
+
+    called = chat_completion_token_event(docs[0]["response"], user="a@b.org", app_id="chat-ui")
+    assert called.app_id == "chat-ui" and called.user_id and "@" not in called.user_id
+    # Anthropic-style counting (the cache parts beside the input): added to the prompt.
+    usage = {**docs[0]["response"]["usage"], "prompt_tokens": 40}
+    apart = chat_completion_token_event({**docs[0]["response"], "usage": usage})
+    assert apart.prompt_tokens == 140
+
+
+def test_openrouter_inline_usage_errors() -> None:
+    response = load("openrouter_chat_usage.json")[1]["response"]
+    with pytest.raises(MappingError, match="usage"):
+        chat_completion_event({**response, "usage": None})
+    with pytest.raises(MappingError, match="prompt_tokens"):
+        chat_completion_event({**response, "usage": {"completion_tokens": 1}})
+    with pytest.raises(MappingError, match="created"):
+        chat_completion_event({**response, "created": "soon"})
+    with pytest.raises(MappingError, match="model"):
+        chat_completion_event({**response, "model": None})
 
 
 def test_openrouter_odd_records() -> None:

@@ -64,16 +64,16 @@ def test_catalog_is_large_enough(catalog: Catalog) -> None:
 FACTS = {
     "deepseek/deepseek-v3.2-20251201": "= China CN open large reasoning",
     "deepseek/deepseek-chat": "deepseek/deepseek-v3 China CN open large non-reasoning",
-    "anthropic/claude-4.5-sonnet-20250929": "= US US closed unidentified reasoning",
-    "anthropic/claude-opus-4.6": "anthropic/claude-4.6-opus US US closed unidentified reasoning",
+    "anthropic/claude-4.5-sonnet-20250929": "= US US closed undisclosed reasoning",
+    "anthropic/claude-opus-4.6": "anthropic/claude-4.6-opus US US closed undisclosed reasoning",
     "mistralai/mistral-nemo": "= RoW FR open small non-reasoning",
     "mistralai/mistral-large-2512": "mistralai/mistral-large-3 RoW FR open large non-reasoning",
     "openai/gpt-oss-120b": "= US US open large reasoning",
     "openai/gpt-oss-20b": "= US US open medium reasoning",
     "qwen/qwen3-30b-a3b": "= China CN open medium reasoning",
     "qwen/qwen3-235b-a22b-2507": "qwen/qwen3-235b-a22b-instruct China CN open large non-reasoning",
-    "qwen/qwen3.6-plus-preview:free": "qwen/qwen3.6-plus China CN closed unidentified reasoning",
-    "google/gemini-2.5-flash-lite": "= US US closed unidentified reasoning",
+    "qwen/qwen3.6-plus-preview:free": "qwen/qwen3.6-plus China CN closed undisclosed reasoning",
+    "google/gemini-2.5-flash-lite": "= US US closed undisclosed reasoning",
     "meta-llama/llama-3.3-70b-instruct": "= US US open medium non-reasoning",
     "cohere/command-a-03-2025": "cohere/command-a RoW CA open large non-reasoning",
     "ai21/jamba-mini-1.7": "= RoW IL open medium non-reasoning",
@@ -132,6 +132,7 @@ def test_unknown_model_of_known_author_gets_origin_only(catalog: Catalog) -> Non
         size_class=UNIDENTIFIED,
         reasoning=UNIDENTIFIED,
         identified=False,
+        hosting_country="CN",
     )
 
 
@@ -160,7 +161,7 @@ def test_dimensions_are_model_info_fields() -> None:
 
 @pytest.mark.parametrize(
     ("params_b", "size"),
-    [(None, UNIDENTIFIED), (8, "small"), (14.9, "small"), (15, "medium"), (70, "medium"),
+    [(None, "undisclosed"), (8, "small"), (14.9, "small"), (15, "medium"), (70, "medium"),
      (70.1, "large"), (1600, "large")],
 )  # fmt: skip
 def test_size_class_boundaries(params_b: float | None, size: str) -> None:

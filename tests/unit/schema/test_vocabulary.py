@@ -53,7 +53,7 @@ KEYS = {"dimension", "value", "week", "window_end"}
 IDENTIFIED_SHARES = {"token_share_identified"}
 WEEK = Window.iso_week(date(2026, 2, 11))
 ROLLING = Window(date(2026, 2, 5), date(2026, 2, 12), "rolling_7d")
-WINDOWS = {"iso_week": WEEK, "rolling_7d": ROLLING}
+WINDOWS = {"iso_week": WEEK, "rolling_7d": ROLLING, "month": Window.month(date(2026, 2, 11))}
 
 
 @pytest.fixture

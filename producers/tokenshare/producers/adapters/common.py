@@ -98,6 +98,17 @@ def within(part: int | None, total: int) -> int:
     return min(part, max(total, 0))
 
 
+def with_cache_parts(input_tokens: int, cache_read: int | None, cache_write: int | None) -> int:
+    """Prompt tokens including the tokens read from and written to a prompt cache.
+
+    OpenAI-style usage (OpenRouter's, the OpenTelemetry conventions') counts both
+    inside the input tokens; Anthropic's counts them apart, and then the input is
+    smaller than the cache parts. So: `input_tokens` when it can hold them, else
+    the sum, so that cache writes are kept in ``prompt_tokens`` either way."""
+    parts = (cache_read or 0) + (cache_write or 0)
+    return input_tokens if input_tokens >= parts else input_tokens + parts
+
+
 def latency_ms(start: datetime | None, end: datetime | None) -> int | None:
     """Milliseconds from start to end, or None when unknown or not plausible."""
     if start is None or end is None:

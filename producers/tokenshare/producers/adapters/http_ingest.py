@@ -6,12 +6,16 @@ Routes:
   ``schema/event.py``). 202 when every event is valid, 207 when some are (the
   valid ones are accepted; each rejected index is listed with its reason), 400
   when none is.
-- ``POST /v1/otlp/v1/traces``: OTLP/HTTP JSON traces; GenAI spans become events
-  (``otel.py``), and the answer is OTLP's ``{"partialSuccess": {...}}``. Point
-  an exporter at it with ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=<base>/v1/otlp/v1/traces``
-  and ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json``.
+- ``POST /v1/traces`` and ``POST /v1/metrics``: OTLP/HTTP, protobuf
+  (``application/x-protobuf``, the SDKs' default) or JSON, gzip or not, on
+  OTLP's standard paths: point an exporter at the endpoint's base URL with
+  ``OTEL_EXPORTER_OTLP_ENDPOINT=<base>``. GenAI spans, and the delta
+  ``gen_ai.client.token.usage`` histogram, become events (``otel.py``); the
+  answer is OTLP's export response (``partialSuccess``), in the request's
+  encoding. ``/v1/otlp/v1/traces``, the former path, still takes traces.
 - ``GET /healthz`` (the process lives), ``GET /readyz`` (connected to Kafka and
-  not shutting down), ``GET /stats`` (counters).
+  not shutting down), ``GET /stats`` (counters, JSON), ``GET /metrics`` (the
+  same counters and request times for Prometheus; ``http_metrics.py``).
 
 Durability: a success status is sent only after Kafka acknowledged every
 accepted event of the request (acks=all, idempotent producer). The valid events
@@ -40,9 +44,22 @@ import orjson
 from aiohttp import web
 
 from tokenshare import kafka_clients
+from tokenshare.producers.adapters.http_metrics import HttpMetrics
 from tokenshare.producers.adapters.intake import BadBody, parse_events
 from tokenshare.producers.adapters.intake import pack as pack_messages
-from tokenshare.producers.adapters.otel import OtlpError, export_response, parse_export_json
+from tokenshare.producers.adapters.otel import (
+    MetricsBatch,
+    OtlpBatch,
+    OtlpError,
+    export_response,
+    export_response_proto,
+    metrics_response,
+    metrics_response_proto,
+    parse_export_json,
+    parse_metrics_json,
+    parse_metrics_proto,
+    parse_traces_proto,
+)
 from tokenshare.retry import RetryPolicy, async_retrying
 from tokenshare.schema.event import EventFields
 from tokenshare.settings import Settings
@@ -50,7 +67,12 @@ from tokenshare.settings import Settings
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/v1/events"
-OTLP_TRACES_PATH = "/v1/otlp/v1/traces"
+OTLP_TRACES_PATH = "/v1/traces"
+OTLP_METRICS_PATH = "/v1/metrics"
+#: Where the traces route was before it moved to OTLP's standard path.
+OTLP_TRACES_ALIAS = "/v1/otlp/v1/traces"
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
 MIN_TOKEN_LENGTH = 16
 _RETRY_AFTER_S = "5"
 #: Pauses between attempts to connect to Kafka at start-up.
@@ -124,6 +146,10 @@ class IngestStats:
     spans_skipped: int = 0  # GenAI spans without usage
     spans_aggregate: int = 0  # agent and tool spans
     spans_rejected: int = 0
+    otlp_metrics_requests: int = 0
+    data_points: int = 0  # gen_ai.client.token.usage points
+    data_points_rejected: int = 0
+    data_points_ignored: int = 0  # other metrics
     kafka_messages: int = 0
     kafka_failures: int = 0
 
@@ -245,12 +271,17 @@ INGEST = web.AppKey("ingest", Ingest)
 def create_app(settings: Settings, *, token: str | None) -> web.Application:
     """The aiohttp application; `token` None means no authentication (see resolve_token)."""
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
-    app[INGEST] = Ingest(settings, token)
+    ingest = app[INGEST] = Ingest(settings, token)
+    metrics = HttpMetrics(lambda: asdict(ingest.stats))
+    app.middlewares.append(metrics.middleware)
     app.router.add_post(EVENTS_PATH, post_events)
     app.router.add_post(OTLP_TRACES_PATH, post_otlp_traces)
+    app.router.add_post(OTLP_TRACES_ALIAS, post_otlp_traces)
+    app.router.add_post(OTLP_METRICS_PATH, post_otlp_metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics.handler)
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
@@ -275,11 +306,17 @@ def _json(data: Any, status: int, headers: dict[str, str] | None = None) -> web.
     )
 
 
-def _error(status: int, message: str, next_step: str, *, otlp: bool) -> web.Response:
-    """An error in the route's dialect: ``{error, next}``, or google.rpc.Status for OTLP."""
+def _error(
+    status: int, message: str, next_step: str, *, otlp: bool, proto: bool = False
+) -> web.Response:
+    """An error in the route's dialect: ``{error, next}``, or google.rpc.Status for
+    OTLP, in protobuf when the request was (`proto`)."""
     headers = {"Retry-After": _RETRY_AFTER_S} if status == 503 else {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="tokenshare"'
+    if otlp and proto:
+        status_pb = _rpc_status(_GRPC_CODE[status], f"{message}; {next_step}")
+        return web.Response(body=status_pb, status=status, headers=headers, content_type=PROTOBUF)
     if otlp:
         body: dict[str, Any] = {"code": _GRPC_CODE[status], "message": f"{message}; {next_step}"}
     else:
@@ -287,11 +324,28 @@ def _error(status: int, message: str, next_step: str, *, otlp: bool) -> web.Resp
     return _json(body, status, headers)
 
 
+def _rpc_status(code: int, message: str) -> bytes:
+    """google.rpc.Status {code = 1 (int32), message = 2 (string)}, protobuf-encoded.
+    Two fields, so written here rather than pulling in googleapis-common-protos."""
+    text = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 async def _read_body(request: web.Request, *, otlp: bool) -> bytes | web.Response:
     """The request body after authentication, content-type and size checks, or the
     error response to send."""
     ingest = request.app[INGEST]
     ingest.stats.requests += 1
+    proto = otlp and request.content_type == PROTOBUF
     if not ingest.authorized(request):
         ingest.stats.unauthorized += 1
         return _error(
@@ -299,11 +353,11 @@ async def _read_body(request: web.Request, *, otlp: bool) -> bytes | web.Respons
             "missing or wrong bearer token",
             "send `Authorization: Bearer <TOKENSHARE_INGEST_TOKEN>`",
             otlp=otlp,
+            proto=proto,
         )
-    if request.content_type != "application/json":
+    if request.content_type not in ((JSON, PROTOBUF) if otlp else (JSON,)):
         hint = (
-            "send OTLP/HTTP JSON (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json); "
-            "protobuf is not accepted"
+            f"send OTLP/HTTP as {PROTOBUF} (the default) or {JSON}"
             if otlp
             else "send a JSON event or array with `Content-Type: application/json`"
         )
@@ -314,6 +368,7 @@ async def _read_body(request: web.Request, *, otlp: bool) -> bytes | web.Respons
         f"request body exceeds {limit} bytes",
         "split the batch into smaller requests (or raise TOKENSHARE_INGEST_MAX_BODY_BYTES)",
         otlp=otlp,
+        proto=proto,
     )
     if request.content_length is not None and request.content_length > limit:
         return too_large
@@ -356,14 +411,15 @@ async def post_otlp_traces(request: web.Request) -> web.Response:
         return body
     ingest = request.app[INGEST]
     ingest.stats.otlp_requests += 1
+    proto = request.content_type == PROTOBUF
     try:
-        batch = parse_export_json(body)
+        batch: OtlpBatch = (parse_traces_proto if proto else parse_export_json)(body)
     except OtlpError as exc:
-        return _error(400, str(exc), "send an ExportTraceServiceRequest as JSON", otlp=True)
+        return _error(400, str(exc), "send an ExportTraceServiceRequest", otlp=True, proto=proto)
     try:
         await ingest.publish(batch.events)
     except Unavailable as exc:
-        return _error(503, str(exc), "retry the export", otlp=True)
+        return _error(503, str(exc), "retry the export", otlp=True, proto=proto)
     s = ingest.stats
     s.spans += batch.spans
     s.spans_ignored += batch.ignored
@@ -371,7 +427,34 @@ async def post_otlp_traces(request: web.Request) -> web.Response:
     s.spans_aggregate += batch.aggregates
     s.spans_rejected += len(batch.rejected)
     s.events_accepted += len(batch.events)
+    if proto:
+        return web.Response(body=export_response_proto(batch), content_type=PROTOBUF)
     return _json(export_response(batch), 200)
+
+
+async def post_otlp_metrics(request: web.Request) -> web.Response:
+    body = await _read_body(request, otlp=True)
+    if isinstance(body, web.Response):
+        return body
+    ingest = request.app[INGEST]
+    ingest.stats.otlp_metrics_requests += 1
+    proto = request.content_type == PROTOBUF
+    try:
+        batch: MetricsBatch = (parse_metrics_proto if proto else parse_metrics_json)(body)
+    except OtlpError as exc:
+        return _error(400, str(exc), "send an ExportMetricsServiceRequest", otlp=True, proto=proto)
+    try:
+        await ingest.publish(batch.events)
+    except Unavailable as exc:
+        return _error(503, str(exc), "retry the export", otlp=True, proto=proto)
+    s = ingest.stats
+    s.data_points += batch.points
+    s.data_points_rejected += len(batch.rejected)
+    s.data_points_ignored += batch.ignored
+    s.events_accepted += len(batch.events)
+    if proto:
+        return web.Response(body=metrics_response_proto(batch), content_type=PROTOBUF)
+    return _json(metrics_response(batch), 200)
 
 
 async def healthz(request: web.Request) -> web.Response:

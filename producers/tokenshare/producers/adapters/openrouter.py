@@ -1,6 +1,22 @@
-"""OpenRouter's per-generation record -> token event.
+"""OpenRouter's usage -> token events: inline, from every chat completion, or
+from the per-generation record.
 
-OpenRouter returns, for every generation, a record at
+Inline (``chat_completion_event``): every chat completion, and the last chunk
+of a stream, carries a ``usage`` object (OpenRouter's "Usage Accounting",
+https://openrouter.ai/docs/use-cases/usage-accounting, and the ``ChatResult``
+/ ``ChatUsage`` reference of its SDKs,
+https://openrouter.ai/docs/sdks/go/api-reference/models/chatresult):
+``prompt_tokens`` and ``completion_tokens`` by the model's own tokenizer,
+``prompt_tokens_details.cached_tokens`` (read from the cache) and
+``cache_write_tokens`` (written to it), ``completion_tokens_details.
+reasoning_tokens``, ``cost`` (credits charged), ``cost_details`` and
+``is_byok``. With a key of one's own (BYOK) ``cost`` is OpenRouter's fee only
+and the provider bills ``cost_details.upstream_inference_cost`` to that key,
+so the event's cost is their sum. The completion's ``id`` is the generation
+id, so a request mapped both ways is stored once. Samples of these payloads:
+tests/data/adapters/openrouter_chat_usage.json.
+
+The generation record: OpenRouter returns, for every generation, a record at
 ``GET /api/v1/generation?id=<generation id>`` (the ``data`` object of the
 response). This module maps that record; fetching it (with the account's API
 key) is left to the caller, so that nothing here needs the network.
@@ -28,6 +44,7 @@ from tokenshare.producers.adapters.common import (
     compact,
     event_id,
     first,
+    from_epoch_seconds,
     from_iso,
     label,
     model_slug,
@@ -36,11 +53,101 @@ from tokenshare.producers.adapters.common import (
     rfc3339,
     short_text,
     to_event,
+    with_cache_parts,
     within,
 )
 from tokenshare.schema.event import SLUG_PATTERN, TokenEvent
 
 _SLUG = re.compile(SLUG_PATTERN)
+
+
+def chat_completion_event(
+    response: Mapping[str, Any],
+    *,
+    user: Any = None,
+    app_id: Any = None,
+    latency_ms: int | None = None,
+) -> EventDoc:
+    """The event document of one chat completion (or the last chunk of a stream,
+    the one with ``usage``). `user` and `app_id` are the caller's (the request's
+    ``user``, the calling app): the response does not repeat them. Raises
+    MappingError naming what is missing."""
+    usage = response.get("usage")
+    if not isinstance(usage, Mapping):
+        raise MappingError(
+            "chat completion has no usage object (a stream's usage is in its last chunk)"
+        )
+    ident = event_id(response.get("id"))
+    if ident is None:
+        raise MappingError("chat completion has no id")
+    created = from_epoch_seconds(response.get("created"))
+    if created is None:
+        raise MappingError(f"created is not a unix time: {response.get('created')!r}")
+    prompt = _usage_count(usage, "prompt_tokens")
+    completion = _usage_count(usage, "completion_tokens")
+    prompt_details = _details(usage, "prompt_tokens_details")
+    cached = as_int(prompt_details.get("cached_tokens"))
+    written = as_int(prompt_details.get("cache_write_tokens"))
+    prompt = with_cache_parts(prompt, cached, written)
+    reasoning = as_int(_details(usage, "completion_tokens_details").get("reasoning_tokens"))
+    choices = response.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    return compact(
+        {
+            "event_id": ident,
+            "ts": rfc3339(created),
+            "model": _slug(response.get("model"), "chat completion"),
+            "provider": provider_label(response.get("provider")),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "reasoning_tokens": within(reasoning, completion),
+            "cached_tokens": within(cached, prompt),
+            "cost_usd": usage_cost(usage),
+            "app_id": short_text(app_id),
+            "user_id": opaque_user(user),
+            "finish_reason": label(
+                choice.get("finish_reason") if isinstance(choice, Mapping) else None
+            ),
+            "latency_ms": latency_ms,
+            "streamed": response.get("object") == "chat.completion.chunk",
+        }
+    )
+
+
+def chat_completion_token_event(response: Mapping[str, Any], **caller: Any) -> TokenEvent:
+    """``chat_completion_event``, validated against the contract."""
+    return to_event(chat_completion_event(response, **caller))
+
+
+def usage_cost(usage: Mapping[str, Any]) -> float | None:
+    """What the request cost in USD: ``cost``, plus the provider's bill
+    (``cost_details.upstream_inference_cost``) when the key was the caller's own."""
+    cost = as_float(usage.get("cost"))
+    if usage.get("is_byok") is True:
+        upstream = as_float(_details(usage, "cost_details").get("upstream_inference_cost"))
+        if upstream is not None:
+            return (cost or 0.0) + upstream
+    return cost
+
+
+def _usage_count(usage: Mapping[str, Any], key: str) -> int:
+    count = as_int(usage.get(key))
+    if count is None:
+        raise MappingError(f"usage.{key} is missing or not a whole number: {usage.get(key)!r}")
+    return count
+
+
+def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = usage.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _slug(model: Any, what: str) -> str:
+    """OpenRouter's model ids are slugs already (``google/gemini-2.5-flash:free``)."""
+    slug = model if isinstance(model, str) and _SLUG.match(model) else model_slug(model)
+    if slug is None:
+        raise MappingError(f"{what} has no model")
+    return slug
 
 
 def generation_event(record: Mapping[str, Any]) -> EventDoc:
@@ -57,11 +164,7 @@ def generation_event(record: Mapping[str, Any]) -> EventDoc:
         raise MappingError(f"created_at is not an ISO 8601 time: {data.get('created_at')!r}")
     prompt = _count(data, "native_tokens_prompt", "tokens_prompt")
     completion = _count(data, "native_tokens_completion", "tokens_completion")
-    model = data.get("model")
-    # OpenRouter's model ids are slugs already (``google/gemini-2.5-flash:free``).
-    slug = model if isinstance(model, str) and _SLUG.match(model) else model_slug(model)
-    if slug is None:
-        raise MappingError("generation record has no model")
+    slug = _slug(data.get("model"), "generation record")
     return compact(
         {
             "event_id": ident,

@@ -1,6 +1,7 @@
 """Rolling and weekly token shares, crossovers and share-shift alerts.
 
 Pure logic over per-day partial sums: windows (``windows``), the rules
-(``crossover``, ``rules``) and the engine that feeds them and publishes what
-they find (``engine``).
+configuration (``config``), the rules (``crossover``, ``rules``), the engine
+that feeds them and applies budgets (``engine``), and the backtest that runs
+them over stored history without publishing (``backtest``).
 """

@@ -4,7 +4,11 @@ For each pair the windows are walked in order with a small state machine: the
 confirmed leader changes only when the challenger leads by at least
 `min_margin_pp` points, or has led for `confirm_windows` windows in a row.
 That keeps a pair that trades places by a hair every day (flapping) from
-alerting each time, while a later real reversal is an event of its own.
+alerting each time, while a later real reversal is an event of its own. The
+first window sets the leader without an alert: a crossover has no level to
+report a baseline of. A pair's `b` may be "rest" (every other value together),
+and a rule's `where` shares out one segment only (China-origin open models
+against the rest of the open models).
 """
 
 from __future__ import annotations
@@ -12,20 +16,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import combinations
 
-from tokenshare.streams.shares.config import CrossoverRule
+from tokenshare.streams.shares.config import REST, CrossoverRule
 from tokenshare.streams.shares.model import Alert, WindowShares
 
 
 def crossovers(series: list[WindowShares], rule: CrossoverRule) -> list[Alert]:
-    """Every confirmed crossover in `series` (one dimension, measure and window kind)."""
+    """Every confirmed crossover in `series` (one dimension, measure, segment and window kind)."""
     if not series:
         return []
     dimension = series[0].dimension
     configured = [(p.a, p.b) for p in rule.pairs if p.dimension == dimension]
     alerts = []
-    for a, b in [*configured, *_top_pairs(series, rule, exclude=configured)]:
+    top = _top_pairs(series, rule, exclude=configured) if rule.top_k else []
+    for a, b in [*configured, *top]:
         alerts.extend(_walk(series, a, b, rule, require_top=(a, b) not in configured))
     return alerts
+
+
+def _share(shares: dict[str, float], value: str, other: str) -> float:
+    """`value`'s share; "rest" is everything but `other`."""
+    if value == REST:
+        return sum(s for v, s in shares.items() if v != other)
+    return shares.get(value, 0.0)
 
 
 def _top_k(ws: WindowShares, rule: CrossoverRule) -> set[str]:
@@ -57,7 +69,7 @@ def _walk(
     margin_needed = rule.min_margin_pp / 100
     for i, ws in enumerate(series):
         shares = ws.shares(rule.exclude_unidentified)
-        sa, sb = shares.get(a, 0.0), shares.get(b, 0.0)
+        sa, sb = _share(shares, a, b), _share(shares, b, a)
         if sa == sb:
             continue  # a tie (or neither present) changes nothing
         now = a if sa > sb else b
@@ -89,31 +101,41 @@ def _alert(
 ) -> Alert:
     before, after = series[max(first_lead - 1, 0)], series[at]
     ex = rule.exclude_unidentified
-    margin_pp = (after.share(winner, ex) - after.share(loser, ex)) * 100
+    sb, sa = before.shares(ex), after.shares(ex)
+    w_before, l_before = _share(sb, winner, loser), _share(sb, loser, winner)
+    w_after, l_after = _share(sa, winner, loser), _share(sa, loser, winner)
+    margin_pp = (w_after - l_after) * 100
     details = {
         "leader": winner,
         "overtaken": loser,
         "first_lead_window": series[first_lead].window.label,
         "window_before": before.window.label,
-        "share_before": {winner: before.share(winner, ex), loser: before.share(loser, ex)},
-        "share_after": {winner: after.share(winner, ex), loser: after.share(loser, ex)},
+        "share_before": {winner: w_before, loser: l_before},
+        "share_after": {winner: w_after, loser: l_after},
         "total_after": {winner: after.totals.get(winner, 0.0), loser: after.totals.get(loser, 0.0)},
         "margin_pp": round(margin_pp, 4),
         "exclude_unidentified": ex,
+        "where": dict(rule.where),
     }
     text = (
-        f"{after.dimension}: {winner} overtook {loser} in {after.measure} share in "
-        f"{after.window.label} ({after.share(winner, ex):.1%} vs {after.share(loser, ex):.1%}, "
-        f"margin {margin_pp:.1f} pp; before {before.share(winner, ex):.1%} vs "
-        f"{before.share(loser, ex):.1%})"
+        f"{after.dimension}{rule.scope}: {winner} overtook {loser} in {after.measure} share in "
+        f"{after.window.label} ({w_after:.1%} vs {l_after:.1%}, "
+        f"margin {margin_pp:.1f} pp; before {w_before:.1%} vs {l_before:.1%})"
+    )
+    explanation = (
+        f"{rule.rule_name}: a lead of {rule.min_margin_pp:g} pp confirms at once, a thinner "
+        f"one after {rule.confirm_windows} windows in a row"
     )
     return Alert(
         rule="crossover",
         status="final" if after.final else "provisional",
         dimension=after.dimension,
-        measure=after.measure,
+        measure=after.measure,  # type: ignore[arg-type]  # crossovers run on measures only
         window=after.window,
-        subject=f"{winner}>{loser}",
+        subject=f"{winner}>{loser}{rule.scope}",
         text=text,
         details=details,
+        severity=rule.severity,
+        explanation=explanation,
+        rule_name=rule.rule_name,
     )

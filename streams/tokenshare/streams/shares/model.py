@@ -12,7 +12,16 @@ from typing import Any
 
 from tokenshare.schema.catalog import UNIDENTIFIED
 from tokenshare.schema.outputs import AlertMessage, Window
-from tokenshare.schema.vocabulary import Dimension, Measure, ShareRule, Status
+from tokenshare.schema.vocabulary import (
+    AlertKind,
+    AlertMeasure,
+    Counter,
+    Dimension,
+    Measure,
+    Severity,
+    ShareRule,
+    Status,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +30,11 @@ class WindowShares:
 
     window: Window
     dimension: Dimension
-    measure: Measure
+    measure: Measure | Counter
     totals: dict[str, float]
     final: bool
+    #: The data's days cover the whole window (not the partial first or last one).
+    complete: bool = True
 
     def total(self, exclude_unidentified: bool = False) -> float:
         return sum(
@@ -51,11 +62,16 @@ class Alert:
     rule: ShareRule
     status: Status
     dimension: Dimension
-    measure: Measure
+    measure: AlertMeasure
     window: Window
     subject: str
     text: str
     details: dict[str, Any] = field(default_factory=dict, compare=False)
+    severity: Severity = "warning"
+    kind: AlertKind = "change"
+    explanation: str = field(default="", compare=False)
+    #: The rule's name in its file (budgets and digests count by it; not part of the id).
+    rule_name: str = field(default="", compare=False)
 
     @property
     def alert_id(self) -> str:
@@ -68,6 +84,8 @@ class Alert:
                 self.window.kind,
                 self.window.start.isoformat(),
                 self.subject,
+                self.kind,
+                self.rule_name,
             )
         )
         return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
@@ -83,5 +101,10 @@ class Alert:
             measure=self.measure,
             subject=self.subject,
             text=self.text,
-            details=self.details,
+            details={**self.details, "rule_name": self.rule_name}
+            if self.rule_name
+            else self.details,
+            severity=self.severity,
+            kind=self.kind,
+            explanation=self.explanation,
         )

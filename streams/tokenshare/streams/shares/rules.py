@@ -1,135 +1,347 @@
-"""Share-shift rules: thresholds, concentration, jumps and ranks.
+"""Share-shift rules: thresholds, concentration, jumps, ranks, ratios, volumes, catalog gaps.
 
-Each rule compares every window of a series with the one before it, so the
-first window never fires, and returns the alerts of the whole history. They
-are pure functions of the series: the same sums give the same alerts with the
-same ids, which is what lets the engine re-run them every tick and publish
-only ids it has not seen. For that reason an alert's subject names the
-finding ("open above 30%", "China up") and never the numbers, which change
-while a provisional window fills; the numbers go in the text and details.
+Each rule walks the windows of a series in order, oldest first, and returns the
+alerts of the whole history. State a rule keeps (which side of a level it is
+on, for hysteresis; whether it has reported its baseline) is derived by that
+walk, never stored: the same sums give the same alerts with the same ids,
+which is what lets the engine re-run them every tick and publish only ids it
+has not seen. For that reason an alert's subject names the finding ("open
+above 30%", "China up") and never the numbers, which change while a
+provisional window fills; the numbers go in the text, details and explanation.
 
-Crossovers live in ``crossover``; the engine runs both.
+Levels have hysteresis: a value is "above" from the first window at or over
+the level until a window under the exit level (level minus a margin), so noise
+around a level fires once, not at every crossing. The first window with data
+sets the state; when it is already past the level the rule reports that once,
+as a baseline ("reasoning is above 50%"), instead of never firing.
+
+Crossovers live in ``crossover``; the engine runs both, then applies each
+rule's budget (``engine``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from tokenshare.schema.vocabulary import Dimension, Measure, ShareRule, WindowKind
+from tokenshare.schema.catalog import UNIDENTIFIED
+from tokenshare.schema.vocabulary import (
+    AlertKind,
+    AlertMeasure,
+    Counter,
+    Dimension,
+    Measure,
+    Ratio,
+    ShareRule,
+    WindowKind,
+)
 from tokenshare.streams.shares.config import (
+    WHOLE_MARKET_DIMENSION,
+    AnyRule,
+    CatalogGapRule,
     ConcentrationRule,
+    CrossoverRule,
     JumpRule,
     RankRule,
+    RatioRule,
     RulesConfig,
     ThresholdRule,
+    VolumeRule,
 )
 from tokenshare.streams.shares.model import Alert, WindowShares
 
-GetSeries = Callable[[Dimension, Measure, WindowKind], list[WindowShares]]
+#: (dimension, measure or counter, window kind, segment) -> the series, oldest first.
+GetSeries = Callable[[Dimension, Measure | Counter, WindowKind, str], list[WindowShares]]
 #: Shares are ratios of float sums, so a 5-point move can come out as 4.999999...
 #: points; differences this small are rounding, not data.
 _EPSILON = 1e-9
 
+#: Each ratio as numerator / denominator sums, times a scale.
+RATIO_PARTS: dict[Ratio, tuple[Measure | Counter, Measure | Counter, float]] = {
+    "prompt_tokens_per_request": ("prompt_tokens", "requests", 1.0),
+    "completion_tokens_per_request": ("completion_tokens", "requests", 1.0),
+    "tool_call_share": ("tool_call_requests", "requests", 1.0),
+    "reasoning_token_share": ("reasoning_tokens", "completion_tokens", 1.0),
+    "cache_hit_share": ("cached_tokens", "prompt_tokens", 1.0),
+    "spend_per_mtok": ("spend_usd", "tokens", 1e6),
+    # A value's spend share over its token share: computed from the two shares.
+    "spend_over_token_share": ("spend_usd", "tokens", 1.0),
+}
 
-def evaluate(get_series: GetSeries, cfg: RulesConfig) -> list[Alert]:
-    """Alerts of every threshold, concentration, jump and rank rule, in every window kind.
 
-    Crossovers are not included: the engine runs ``crossover.crossovers`` itself.
-    """
+def evaluate(get_series: GetSeries, cfg: RulesConfig, keys: set[str] | None = None) -> list[Alert]:
+    """Alerts of every rule but crossovers, in each of its window kinds, before budgets.
+
+    `keys`: only the rules under these evaluation keys (None: all)."""
     alerts: list[Alert] = []
-    for kind in cfg.windows:
-        for t in cfg.thresholds:
-            alerts += thresholds(get_series(t.dimension, t.measure, kind), t)
-        for c in cfg.concentration:
-            alerts += concentration(get_series(c.dimension, c.measure, kind), c)
-        for j in cfg.jumps:
-            alerts += jumps(get_series(j.dimension, j.measure, kind), j)
-        for r in cfg.ranks:
-            alerts += ranks(get_series(r.dimension, r.measure, kind), r)
+    for rule in cfg.all_rules():
+        if isinstance(rule, CrossoverRule) or (keys is not None and rule.key not in keys):
+            continue
+        for kind in cfg.windows_of(rule):
+            alerts += evaluate_rule(get_series, rule, kind)
     return alerts
+
+
+def evaluate_rule(get_series: GetSeries, rule: AnyRule, kind: WindowKind) -> list[Alert]:
+    seg = rule.segment
+    if isinstance(rule, ThresholdRule):
+        return thresholds(get_series(rule.dimension, rule.measure, kind, seg), rule)
+    if isinstance(rule, ConcentrationRule):
+        return concentration(get_series(rule.dimension, rule.measure, kind, seg), rule)
+    if isinstance(rule, JumpRule):
+        return jumps(get_series(rule.dimension, rule.measure, kind, seg), rule)
+    if isinstance(rule, RankRule):
+        return ranks(get_series(rule.dimension, rule.measure, kind, seg), rule)
+    if isinstance(rule, RatioRule):
+        return ratios(get_series, rule, kind)
+    if isinstance(rule, VolumeRule):
+        dimension = rule.dimension or WHOLE_MARKET_DIMENSION
+        return volumes(get_series(dimension, rule.measure, kind, seg), rule)
+    if isinstance(rule, CatalogGapRule):
+        return catalog_gaps(get_series, rule, kind)
+    return []  # crossovers: ``crossover.crossovers``
+
+
+# --- levels with hysteresis ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One change of side found by ``walk``: at window `index`, from `was` to `now`."""
+
+    index: int
+    kind: AlertKind  # baseline or change
+    above: bool
+    was: float | None
+    now: float
+
+
+def walk(points: list[float], enter: float, exit_: float, baseline: bool) -> list[Step]:
+    """Sides of a level over `points`: "above" from a point >= `enter` until one < `exit_`.
+
+    The first point sets the side; when it is above, a baseline step reports it.
+    Ties at `enter` count as above (the level is reached)."""
+    steps: list[Step] = []
+    above: bool | None = None
+    for i, x in enumerate(points):
+        if above is None:
+            above = x >= enter - _EPSILON
+            if above and baseline:
+                steps.append(Step(i, "baseline", True, None, x))
+            continue
+        if above and x < exit_ - _EPSILON:
+            above = False
+            steps.append(Step(i, "change", False, points[i - 1], x))
+        elif not above and x >= enter - _EPSILON:
+            above = True
+            steps.append(Step(i, "change", True, points[i - 1], x))
+    return steps
+
+
+def walk_below(points: list[float], level: float, exit_: float, baseline: bool) -> list[Step]:
+    """The mirror of ``walk``: "below" from a point <= `level` until one > `exit_`."""
+    steps = walk([-x for x in points], -level, -exit_, baseline)
+    return [
+        Step(s.index, s.kind, s.above, None if s.was is None else -s.was, -s.now) for s in steps
+    ]
 
 
 # --- the rules -------------------------------------------------------------------
 
 
 def thresholds(series: list[WindowShares], rule: ThresholdRule) -> list[Alert]:
-    """`rule.value`'s share rising to or above `rule.level`, or falling below it."""
-    alerts = []
+    """`rule.value`'s share reaching `rule.level`, or falling under it by the margin."""
     ex = rule.exclude_unidentified
-    for before, after in _steps(series, rule, ex):
-        was, now = before.share(rule.value, ex), after.share(rule.value, ex)
-        if (was >= rule.level) == (now >= rule.level):
-            continue
-        side, verb = ("above", "rose above") if now >= rule.level else ("below", "fell below")
-        level = _level(rule.level)
+    active = _active(series, ex)
+    points = [ws.share(rule.value, ex) for ws in active]
+    level = _level(rule.level)
+    exit_ = rule.level - rule.margin_pp / 100
+    alerts = []
+    for step in walk(points, rule.level, exit_, rule.baseline):
+        after = active[step.index]
+        side = "above" if step.above else "below"
         details = {
             "value": rule.value,
             "level": rule.level,
-            "share_before": was,
-            "share_after": now,
-            "total_before": before.totals.get(rule.value, 0.0),
+            "exit_level": round(exit_, 6),
+            "share_before": step.was,
+            "share_after": step.now,
             "total_after": after.totals.get(rule.value, 0.0),
-            **_context(before, ex),
+            "where": dict(rule.where),
+            **_context(active, step.index, ex),
         }
-        text = (
-            f"{after.dimension}: {rule.value} {verb} {level} of {after.measure} in "
-            f"{after.window.label} ({_pct(was)} -> {_pct(now)})"
+        what = f"{after.dimension}{rule.scope}: {rule.value}"
+        if step.kind == "baseline":
+            text = (
+                f"{what} is above {level} of {after.measure} in {after.window.label} "
+                f"({_pct(step.now)}) at the first evaluation"
+            )
+            subject = f"{rule.value} above {level}{rule.scope} (baseline)"
+        else:
+            verb = "rose above" if step.above else "fell below"
+            text = (
+                f"{what} {verb} {level} of {after.measure} in {after.window.label} "
+                f"({_pct(step.was or 0)} -> {_pct(step.now)})"
+            )
+            subject = f"{rule.value} {side} {level}{rule.scope}"
+        explanation = (
+            f"{rule.rule_name}: above from {level}, back below under {_level(exit_)} "
+            f"(margin {rule.margin_pp:g} pp)"
         )
-        alerts.append(_alert("threshold", after, f"{rule.value} {side} {level}", text, details))
+        alerts.append(
+            _alert(rule, "threshold", after, subject, text, details, step.kind, explanation)
+        )
     return alerts
 
 
 def concentration(series: list[WindowShares], rule: ConcentrationRule) -> list[Alert]:
     """The top value's share crossing `top1_level`, and the HHI crossing `hhi_level`."""
-    alerts = []
     ex = rule.exclude_unidentified
-    for before, after in _steps(series, rule, ex):
-        if rule.top1_level is not None:
-            alert = _top1_crossing(before, after, rule.top1_level, ex)
-            if alert is not None:
-                alerts.append(alert)
-        if rule.hhi_level is not None:
-            alert = _hhi_crossing(before, after, rule.hhi_level, ex)
-            if alert is not None:
-                alerts.append(alert)
+    active = _active(series, ex)
+    exit_gap = rule.margin_pp / 100
+    alerts = []
+    if rule.top1_level is not None:
+        leaders = [_leader(ws, ex) for ws in active]
+        level = _level(rule.top1_level)
+        for step in walk(
+            [s for _, s in leaders], rule.top1_level, rule.top1_level - exit_gap, rule.baseline
+        ):
+            after = active[step.index]
+            leader, share = leaders[step.index]
+            side = "above" if step.above else "below"
+            details = {
+                "measure_kind": "top1",
+                "level": rule.top1_level,
+                "top_after": leader,
+                "share_after": share,
+                "share_before": step.was,
+                "where": dict(rule.where),
+                **_context(active, step.index, ex),
+            }
+            what = f"{after.dimension}{rule.scope}"
+            if step.kind == "baseline":
+                text = (
+                    f"{what}: the top value holds more than {level} of {after.measure} in "
+                    f"{after.window.label} at the first evaluation: {leader} at {_pct(share)}"
+                )
+                subject = f"top1 above {level}{rule.scope} (baseline)"
+            else:
+                if step.above:
+                    text = (
+                        f"{what}: {leader} took more than {level} of {after.measure} in "
+                        f"{after.window.label} ({_pct(share)})"
+                    )
+                else:
+                    text = (
+                        f"{what}: no value holds {level} of {after.measure} any more in "
+                        f"{after.window.label} (top: {leader} at {_pct(share)})"
+                    )
+                subject = f"top1 {side} {level}{rule.scope}"
+            alerts.append(
+                _alert(
+                    rule,
+                    "concentration",
+                    after,
+                    subject,
+                    text,
+                    details,
+                    step.kind,
+                    f"{rule.rule_name}: the largest share against {level}, "
+                    f"margin {rule.margin_pp:g} pp",
+                )
+            )
+    if rule.hhi_level is not None:
+        points = [hhi(ws, ex) for ws in active]
+        lvl = rule.hhi_level
+        for step in walk(points, lvl, lvl - exit_gap, rule.baseline):
+            after = active[step.index]
+            side = "above" if step.above else "below"
+            details = {
+                "measure_kind": "hhi",
+                "level": lvl,
+                "hhi_before": step.was,
+                "hhi_after": step.now,
+                "top_after": _leader(after, ex)[0],
+                "where": dict(rule.where),
+                **_context(active, step.index, ex),
+            }
+            what = f"{after.dimension}{rule.scope}: concentration (HHI) of {after.measure}"
+            if step.kind == "baseline":
+                text = f"{what} is above {lvl:g} in {after.window.label} ({step.now:.3f})"
+                subject = f"hhi above {lvl:g}{rule.scope} (baseline)"
+            else:
+                verb = "rose above" if step.above else "fell below"
+                text = (
+                    f"{what} {verb} {lvl:g} in {after.window.label} "
+                    f"({step.was or 0:.3f} -> {step.now:.3f})"
+                )
+                subject = f"hhi {side} {lvl:g}{rule.scope}"
+            alerts.append(
+                _alert(
+                    rule,
+                    "concentration",
+                    after,
+                    subject,
+                    text,
+                    details,
+                    step.kind,
+                    f"{rule.rule_name}: HHI (sum of squared shares) against {lvl:g}",
+                )
+            )
     return alerts
 
 
 def jumps(series: list[WindowShares], rule: JumpRule) -> list[Alert]:
-    """Every value whose share moved by at least `rule.points` points from one window to the next.
+    """One alert per window in which shares moved by at least `rule.points` points.
 
-    Values under `rule.min_share` in both windows are skipped: a tail model going
-    from 0.1% to 0.4% is a fourfold rise but says nothing about the market.
-    """
+    A gain is somebody's loss: China up 6 points and US down 6 is one movement, so
+    every mover of the window goes into one alert. Values under `rule.min_share` in
+    both windows are skipped: a tail model going from 0.1% to 0.4% says nothing."""
     alerts = []
     ex = rule.exclude_unidentified
-    for before, after in _steps(series, rule, ex):
+    active = _active(series, ex)
+    for i in range(1, len(active)):
+        before, after = active[i - 1], active[i]
         shares_before, shares_after = before.shares(ex), after.shares(ex)
+        moves = []
         for value in sorted(shares_before.keys() | shares_after.keys()):
             was, now = shares_before.get(value, 0.0), shares_after.get(value, 0.0)
             if max(was, now) < rule.min_share:
                 continue
             delta = now - was
-            if abs(delta) < rule.points / 100 - _EPSILON:
-                continue
-            direction = "up" if delta > 0 else "down"
-            details = {
-                "value": value,
-                "share_before": was,
-                "share_after": now,
-                "delta_pp": round(delta * 100, 4),
-                "points": rule.points,
-                "total_before": before.totals.get(value, 0.0),
-                "total_after": after.totals.get(value, 0.0),
-                **_context(before, ex),
-            }
-            text = (
-                f"{after.dimension}: {value} {direction} {abs(delta) * 100:.1f} pp to "
-                f"{_pct(now)} of {after.measure} in {after.window.label} (from {_pct(was)})"
+            if abs(delta) >= rule.points / 100 - _EPSILON:
+                moves.append((value, was, now, delta))
+        if not moves:
+            continue
+        moves.sort(key=lambda m: (-abs(m[3]), m[0]))
+        details = {
+            "points": rule.points,
+            "moves": [
+                {"value": v, "share_before": w, "share_after": n, "delta_pp": round(d * 100, 4)}
+                for v, w, n, d in moves
+            ],
+            "where": dict(rule.where),
+            **_context(active, i, ex),
+        }
+        said = ", ".join(
+            f"{v} {'up' if d > 0 else 'down'} {abs(d) * 100:.1f} pp to {_pct(n)}"
+            for v, _, n, d in moves
+        )
+        text = f"{after.dimension}{rule.scope}: {said} of {after.measure} in {after.window.label}"
+        alerts.append(
+            _alert(
+                rule,
+                "jump",
+                after,
+                f"shift{rule.scope}",
+                text,
+                details,
+                "change",
+                f"{rule.rule_name}: shares moving {rule.points:g} pp or more in one window",
             )
-            alerts.append(_alert("jump", after, f"{value} {direction}", text, details))
+        )
     return alerts
 
 
@@ -138,16 +350,18 @@ def ranks(series: list[WindowShares], rule: RankRule) -> list[Alert]:
     alerts = []
     ex = rule.exclude_unidentified
     n = rule.top_n
-    for before, after in _steps(series, rule, ex):
+    active = _active(series, ex)
+    for i in range(1, len(active)):
+        before, after = active[i - 1], active[i]
         top_before, top_after = _top(before, n, ex), _top(after, n, ex)
         if top_before == top_after:
             continue
         entered = [v for v in top_after if v not in top_before]
         left = [v for v in top_before if v not in top_after]
         moves = [
-            {"value": v, "from": top_before.index(v) + 1, "to": i + 1}
-            for i, v in enumerate(top_after)
-            if v in top_before and top_before.index(v) != i
+            {"value": v, "from": top_before.index(v) + 1, "to": j + 1}
+            for j, v in enumerate(top_after)
+            if v in top_before and top_before.index(v) != j
         ]
         shares = after.shares(ex)
         details = {
@@ -158,7 +372,8 @@ def ranks(series: list[WindowShares], rule: RankRule) -> list[Alert]:
             "left": left,
             "moves": moves,
             "shares_after": {v: shares[v] for v in top_after},
-            **_context(before, ex),
+            "where": dict(rule.where),
+            **_context(active, i, ex),
         }
         changes = (
             [f"{v} entered at #{top_after.index(v) + 1}" for v in entered]
@@ -166,60 +381,265 @@ def ranks(series: list[WindowShares], rule: RankRule) -> list[Alert]:
             + [f"{m['value']} #{m['from']} -> #{m['to']}" for m in moves]
         )
         text = (
-            f"{after.dimension}: top {n} by {after.measure} changed in {after.window.label}: "
-            f"{'; '.join(changes)} (now {', '.join(top_after)})"
+            f"{after.dimension}{rule.scope}: top {n} by {after.measure} changed in "
+            f"{after.window.label}: {'; '.join(changes)} (now {', '.join(top_after)})"
         )
-        alerts.append(_alert("rank", after, f"top{n} changed", text, details))
+        alerts.append(
+            _alert(
+                rule,
+                "rank",
+                after,
+                f"top{n} changed{rule.scope}",
+                text,
+                details,
+                "change",
+                f"{rule.rule_name}: the ordered top {n} differs from the previous window's",
+            )
+        )
     return alerts
 
 
-# --- concentration measures ------------------------------------------------------
+def ratios(get_series: GetSeries, rule: RatioRule, kind: WindowKind) -> list[Alert]:
+    """The ratio of one value (or of the whole segment) against `above` and `below`."""
+    num, den, scale = RATIO_PARTS[rule.ratio]
+    dimension = rule.dimension or WHOLE_MARKET_DIMENSION
+    ex = rule.exclude_unidentified
+    top = {ws.window: ws for ws in get_series(dimension, num, kind, rule.segment)}
+    bottom = get_series(dimension, den, kind, rule.segment)
+    windows: list[WindowShares] = []
+    points: list[float] = []
+    for ws in bottom:
+        n = top.get(ws.window)
+        value = _ratio_value(rule, n, ws, scale, ex)
+        if value is not None:
+            windows.append(ws)
+            points.append(value)
+    alerts = []
+    for above, level, exit_, steps in _ratio_levels(rule, points):
+        for step in steps:
+            after = windows[step.index]
+            of = f"{rule.value}'s" if rule.value else "the"
+            shown = _fmt(rule.ratio, step.now)
+            side = "above" if step.above == above else "below"
+            word = "above" if above else "under"
+            where = f"{after.dimension}{rule.scope}" if rule.value else f"all{rule.scope}"
+            subject = f"{rule.value or 'all'} {rule.ratio} {side} {level:g}{rule.scope}"
+            if step.kind == "baseline":
+                text = (
+                    f"{where}: {of} {rule.ratio} is {word} {level:g} in "
+                    f"{after.window.label} ({shown}) at the first evaluation"
+                )
+                subject += " (baseline)"
+            else:
+                verb = (
+                    ("rose above" if step.above else "fell back under")
+                    if above
+                    else ("fell under" if step.above else "rose back above")
+                )
+                text = (
+                    f"{where}: {of} {rule.ratio} {verb} {level:g} in {after.window.label} "
+                    f"({_fmt(rule.ratio, step.was or 0)} -> {shown})"
+                )
+            details = {
+                "ratio": rule.ratio,
+                "value": rule.value,
+                "level": level,
+                "exit_level": exit_,
+                "ratio_before": step.was,
+                "ratio_after": step.now,
+                "where": dict(rule.where),
+                **_context(windows, step.index, ex),
+            }
+            alerts.append(
+                _alert(
+                    rule,
+                    "ratio",
+                    after,
+                    subject,
+                    text,
+                    details,
+                    step.kind,
+                    f"{rule.rule_name}: {rule.ratio} = {_ratio_words(rule.ratio)}; "
+                    f"{word} {level:g}, hysteresis {rule.margin_pct:g}%",
+                    measure=rule.ratio,
+                    dimension=dimension,
+                )
+            )
+    return alerts
 
 
-def _top1_crossing(
-    before: WindowShares, after: WindowShares, level: float, ex: bool
-) -> Alert | None:
-    (leader_before, was), (leader_now, now) = _leader(before, ex), _leader(after, ex)
-    if (was >= level) == (now >= level):
-        return None
-    side, verb = ("above", "rose above") if now >= level else ("below", "fell below")
-    details = {
-        "measure_kind": "top1",
-        "level": level,
-        "top_before": leader_before,
-        "share_before": was,
-        "top_after": leader_now,
-        "share_after": now,
-        **_context(before, ex),
-    }
-    text = (
-        f"{after.dimension}: top value's share {verb} {_level(level)} of {after.measure} in "
-        f"{after.window.label}: {leader_now} at {_pct(now)} "
-        f"(before: {leader_before} at {_pct(was)})"
-    )
-    return _alert("concentration", after, f"top1 {side} {_level(level)}", text, details)
+def _ratio_levels(
+    rule: RatioRule, points: list[float]
+) -> Iterator[tuple[bool, float, float, list[Step]]]:
+    m = rule.margin_pct / 100
+    if rule.above is not None:
+        exit_ = rule.above * (1 - m)
+        yield True, rule.above, exit_, walk(points, rule.above, exit_, rule.baseline)
+    if rule.below is not None:
+        exit_ = rule.below * (1 + m)
+        yield False, rule.below, exit_, walk_below(points, rule.below, exit_, rule.baseline)
 
 
-def _hhi_crossing(
-    before: WindowShares, after: WindowShares, level: float, ex: bool
-) -> Alert | None:
-    was, now = hhi(before, ex), hhi(after, ex)
-    if (was >= level) == (now >= level):
-        return None
-    side, verb = ("above", "rose above") if now >= level else ("below", "fell below")
-    details = {
-        "measure_kind": "hhi",
-        "level": level,
-        "hhi_before": was,
-        "hhi_after": now,
-        "top_after": _leader(after, ex)[0],
-        **_context(before, ex),
-    }
-    text = (
-        f"{after.dimension}: concentration (HHI) of {after.measure} {verb} {level:g} in "
-        f"{after.window.label} ({was:.3f} -> {now:.3f})"
-    )
-    return _alert("concentration", after, f"hhi {side} {level:g}", text, details)
+def _ratio_value(
+    rule: RatioRule, num: WindowShares | None, den: WindowShares, scale: float, ex: bool
+) -> float | None:
+    if num is None:
+        num = WindowShares(den.window, den.dimension, "tokens", {}, den.final, den.complete)
+    if rule.ratio == "spend_over_token_share":
+        assert rule.value is not None
+        token_share = den.share(rule.value, ex)
+        return num.share(rule.value, ex) / token_share if token_share > 0 else None
+    if rule.value is not None:
+        d = den.totals.get(rule.value, 0.0)
+        return num.totals.get(rule.value, 0.0) / d * scale if d > 0 else None
+    d = den.total(ex)
+    return num.total(ex) / d * scale if d > 0 else None
+
+
+def volumes(series: list[WindowShares], rule: VolumeRule) -> list[Alert]:
+    """A measure's total against absolute levels, and its change against the window before."""
+
+    def total(ws: WindowShares) -> float:
+        return ws.totals.get(rule.value, 0.0) if rule.value else ws.total()
+
+    alerts: list[Alert] = []
+    of = f"{rule.dimension}={rule.value}" if rule.value else "all traffic"
+    of += rule.scope
+    m = rule.margin_pct / 100
+    points = [total(ws) for ws in series]
+    levels: list[tuple[bool, float, list[Step]]] = []
+    if rule.above is not None:
+        levels.append((True, rule.above, walk(points, rule.above, rule.above * (1 - m), False)))
+    if rule.below is not None:
+        levels.append(
+            (False, rule.below, walk_below(points, rule.below, rule.below * (1 + m), False))
+        )
+    for above, level, steps in levels:
+        for step in steps:
+            after = series[step.index]
+            side = "above" if step.above == above else "below"
+            text = (
+                f"{of}: {after.measure} {'rose above' if side == 'above' else 'fell under'} "
+                f"{_short(level)} in {after.window.label} ({_short(step.was or 0)} -> "
+                f"{_short(step.now)})"
+            )
+            level_details: dict[str, Any] = {
+                "level": level,
+                "total_before": step.was,
+                "total_after": step.now,
+            }
+            alerts.append(
+                _alert(
+                    rule,
+                    "volume",
+                    after,
+                    f"{rule.value or 'all'} {side} {_short(level)}{rule.scope}",
+                    text,
+                    level_details,
+                    "change",
+                    f"{rule.rule_name}: total {after.measure} against {_short(level)}",
+                    dimension=series[0].dimension,
+                )
+            )
+    complete = [ws for ws in series if ws.complete]
+    for before, after in pairwise(complete):
+        was, now = total(before), total(after)
+        if was <= 0:
+            continue
+        change = (now / was - 1) * 100
+        if rule.rise_pct is not None and change >= rule.rise_pct - _EPSILON:
+            direction, limit = "rise", rule.rise_pct
+        elif rule.drop_pct is not None and change <= -rule.drop_pct + _EPSILON:
+            direction, limit = "drop", rule.drop_pct
+        else:
+            continue
+        text = (
+            f"{of}: {after.measure} {'rose' if direction == 'rise' else 'dropped'} "
+            f"{abs(change):.0f}% in {after.window.label} against {before.window.label} "
+            f"({_short(was)} -> {_short(now)})"
+        )
+        details: dict[str, Any] = {
+            "total_before": was,
+            "total_after": now,
+            "change_pct": round(change, 4),
+            "window_before": before.window.label,
+        }
+        alerts.append(
+            _alert(
+                rule,
+                "volume",
+                after,
+                f"{rule.value or 'all'} {direction}{rule.scope}",
+                text,
+                details,
+                "change",
+                f"{rule.rule_name}: a {direction} of {limit:g}% or more against the previous "
+                "complete window",
+                dimension=series[0].dimension,
+            )
+        )
+    return sorted(alerts, key=lambda a: a.window)
+
+
+def catalog_gaps(get_series: GetSeries, rule: CatalogGapRule, kind: WindowKind) -> list[Alert]:
+    """Traffic of models the catalog lacks (weights unidentified), or of labs it does not
+    know (origin unidentified), passing its level; one alert names the top unknowns."""
+    alerts: list[Alert] = []
+    checks: list[tuple[str, float, Dimension, str]] = []
+    if rule.level is not None:
+        checks.append(("models missing from the catalog", rule.level, "weights", "models"))
+    if rule.lab_level is not None:
+        checks.append(("labs unknown to the catalog", rule.lab_level, "origin_bloc", "labs"))
+    for what, level, dimension, tag in checks:
+        series = [ws for ws in get_series(dimension, rule.measure, kind, "") if ws.total() > 0]
+        points = [ws.share(UNIDENTIFIED) for ws in series]
+        segment = f"{dimension}={UNIDENTIFIED}"
+        models = {ws.window: ws for ws in get_series("model", rule.measure, kind, segment)}
+        authors = {ws.window: ws for ws in get_series("author", rule.measure, kind, segment)}
+        for step in walk(points, level, level - rule.margin_pp / 100, rule.baseline):
+            if not step.above:
+                continue  # the gap closing is no news; the rule re-arms
+            after = series[step.index]
+            whole = after.total()
+            slugs = _top_of(models.get(after.window), rule.top, whole)
+            labs = _top_of(authors.get(after.window), rule.top, whole)
+            named = ", ".join(f"{v} {_pct(s)}" for v, s in slugs) or "none"
+            lab_names = ", ".join(f"{v} {_pct(s)}" for v, s in labs) or "none"
+            text = (
+                f"catalog gap: {_pct(step.now)} of {after.measure} in {after.window.label} "
+                f"comes from {what} (level {_level(level)}): models {named}; labs {lab_names}. "
+                "List them with `tokenshare catalog gaps`"
+            )
+            details = {
+                "level": level,
+                "share": step.now,
+                "share_before": step.was,
+                "unknown_models": [{"model": v, "share": s} for v, s in slugs],
+                "unknown_labs": [{"lab": v, "share": s} for v, s in labs],
+            }
+            alerts.append(
+                _alert(
+                    rule,
+                    "catalog_gap",
+                    after,
+                    f"catalog gap ({tag}) above {_level(level)}",
+                    text,
+                    details,
+                    step.kind,
+                    f"{rule.rule_name}: share of {after.measure} the catalog cannot place "
+                    f"against {_level(level)}; re-arms {rule.margin_pp:g} pp under it",
+                    dimension=dimension,
+                )
+            )
+    return alerts
+
+
+def _top_of(ws: WindowShares | None, n: int, whole: float) -> list[tuple[str, float]]:
+    if ws is None or whole <= 0:
+        return []
+    ordered = sorted(ws.totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    # Shares that print as 0.0% name nothing worth adding to the catalog.
+    return [(v, t / whole) for v, t in ordered[:n] if t / whole >= 0.0005]
 
 
 def hhi(ws: WindowShares, exclude_unidentified: bool) -> float:
@@ -230,25 +650,9 @@ def hhi(ws: WindowShares, exclude_unidentified: bool) -> float:
 # --- helpers ---------------------------------------------------------------------
 
 
-def _steps(
-    series: list[WindowShares],
-    rule: ThresholdRule | ConcentrationRule | JumpRule | RankRule,
-    ex: bool,
-) -> Iterator[tuple[WindowShares, WindowShares]]:
-    """(previous, current) pairs of consecutive windows that both have traffic to share.
-
-    A window with nothing to share (e.g. only unidentified traffic when that is
-    excluded) has no shares to compare, so neither it nor its neighbours fire.
-    """
-    for ws in series:
-        if ws.dimension != rule.dimension or ws.measure != rule.measure:
-            raise ValueError(
-                f"{type(rule).__name__} on {rule.dimension}/{rule.measure} given a series "
-                f"of {ws.dimension}/{ws.measure}"
-            )
-    for before, after in pairwise(series):
-        if before.total(ex) > 0 and after.total(ex) > 0:
-            yield before, after
+def _active(series: list[WindowShares], ex: bool) -> list[WindowShares]:
+    """The windows that have traffic to share (e.g. not only unidentified when excluded)."""
+    return [ws for ws in series if ws.total(ex) > 0]
 
 
 def _top(ws: WindowShares, n: int, ex: bool) -> list[str]:
@@ -262,27 +666,70 @@ def _leader(ws: WindowShares, ex: bool) -> tuple[str, float]:
     return ordered[0]
 
 
-def _context(before: WindowShares, ex: bool) -> dict[str, Any]:
-    return {"window_before": before.window.label, "exclude_unidentified": ex}
+def _context(active: list[WindowShares], i: int, ex: bool) -> dict[str, Any]:
+    before = active[i - 1].window.label if i > 0 else None
+    return {"window_before": before, "exclude_unidentified": ex}
 
 
 def _alert(
-    rule: ShareRule, after: WindowShares, subject: str, text: str, details: dict[str, Any]
+    rule: AnyRule,
+    kind_of_rule: ShareRule,
+    after: WindowShares,
+    subject: str,
+    text: str,
+    details: dict[str, Any],
+    kind: AlertKind = "change",
+    explanation: str = "",
+    *,
+    measure: AlertMeasure | None = None,
+    dimension: Dimension | None = None,
 ) -> Alert:
     return Alert(
-        rule=rule,
+        rule=kind_of_rule,
         status="final" if after.final else "provisional",
-        dimension=after.dimension,
-        measure=after.measure,
+        dimension=dimension or after.dimension,
+        measure=measure or _measure(after),
         window=after.window,
         subject=subject,
         text=text,
         details=details,
+        severity="info" if kind == "baseline" else rule.severity,
+        kind=kind,
+        explanation=explanation,
+        rule_name=rule.rule_name,
     )
+
+
+def _measure(ws: WindowShares) -> Measure:
+    m = ws.measure
+    assert m in ("tokens", "prompt_tokens", "completion_tokens", "requests", "spend_usd")
+    return m
+
+
+def _ratio_words(ratio: Ratio) -> str:
+    num, den, scale = RATIO_PARTS[ratio]
+    if ratio == "spend_over_token_share":
+        return "spend share / token share"
+    return f"{num} / {den}" + (f" x {scale:g}" if scale != 1 else "")
+
+
+def _fmt(ratio: Ratio, x: float) -> str:
+    if ratio.endswith("_share") and ratio != "spend_over_token_share":
+        return _pct(x)
+    if ratio == "spend_per_mtok":
+        return f"${x:.3f}/M"
+    return f"{x:,.2f}"
 
 
 def _pct(share: float) -> str:
     return f"{share:.1%}"
+
+
+def _short(x: float) -> str:
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= size:
+            return f"{x / size:.3g}{unit}"
+    return f"{x:.3g}"
 
 
 def _level(level: float) -> str:

@@ -8,7 +8,11 @@ and the ``daily_rollup`` materialized view. The share stage's windows
 and window kind:
 
 (a) a SQL recomputation straight from ``raw_events`` (not from the rollup), and
-(b) a pure-Python recomputation from the unique input events.
+(b) a pure-Python recomputation from the unique input events;
+
+and so must the weekly sums within segments (``where`` filters) and the
+counters ratio rules divide (reasoning, cached tokens, tool-call requests),
+which ``segment_rollup`` keeps beside the measures.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from hypothesis import strategies as st
 from tests.chdb import empty
 from tests.factories import event
 from tokenshare.schema.catalog import UNIDENTIFIED, Catalog
-from tokenshare.schema.vocabulary import DIMENSIONS, MEASURES
+from tokenshare.schema.vocabulary import DIMENSIONS, MEASURES, SUMS
 from tokenshare.schema.wire import encode
 from tokenshare.sinks.raw_events import RawEventWriter
 from tokenshare.streams.batch import Enricher, SourceMessage
@@ -277,6 +281,51 @@ def from_events(evs: list[dict[str, Any]]) -> dict[tuple[str, str, str], Windows
     return {key: nonzero(w) for key, w in out.items()}
 
 
+def enriched(e: dict[str, Any]) -> dict[str, str]:
+    info = CATALOG.lookup(e["model"])
+    return {
+        "origin_bloc": info.origin_bloc,
+        "origin_country": info.origin_country,
+        "author": info.author,
+        "model": info.model,
+        "weights": info.weights,
+        "size_class": info.size_class,
+        "reasoning": info.reasoning,
+        "category": e["category"] or UNIDENTIFIED,
+        "provider": e["provider"],
+        "region": e["region"] or UNIDENTIFIED,
+        "language": e["language"] or UNIDENTIFIED,
+    }
+
+
+def segment_weeks(
+    evs: list[dict[str, Any]], segment: tuple[str, str] | None
+) -> dict[tuple[str, str], Windows]:
+    """Weekly totals of every sum (measures and counters) by (dimension, sum), recomputed in
+    Python from the events whose `segment` dimension has its value (None: all events)."""
+    out: dict[tuple[str, str], Windows] = {}
+    for e in evs:
+        values = enriched(e)
+        if segment is not None and values[segment[0]] != segment[1]:
+            continue
+        week = iso_week(datetime.fromisoformat(e["ts"]).astimezone(UTC).date())
+        sums = (
+            e["prompt_tokens"] + e["completion_tokens"],
+            e["prompt_tokens"],
+            e["completion_tokens"],
+            1,
+            e["cost_usd"],
+            e["reasoning_tokens"],
+            e["cached_tokens"],
+            1 if e["tool_calls"] else 0,
+        )
+        for dimension, value in values.items():
+            for name, amount in zip(SUMS, sums, strict=True):
+                cell = out.setdefault((dimension, name), {}).setdefault(week, {})
+                cell[value] = cell.get(value, 0) + amount
+    return {key: nonzero(w) for key, w in out.items()}
+
+
 def differences(what: str, measure: str, got: Windows, want: Windows) -> list[str]:
     """Human-readable differences between streamed and expected window totals."""
     problems = []
@@ -372,4 +421,16 @@ def test_streamed_windows_equal_batch_recomputation(
                 what = f"{dimension}/{measure}/{kind}"
                 problems += differences(f"{what} vs raw_events SQL", measure, streamed, batch[key])
                 problems += differences(f"{what} vs input events", measure, streamed, source[key])
+    for segment in (None, ("weights", "open"), ("origin_bloc", UNIDENTIFIED)):
+        seg_key = "" if segment is None else f"{segment[0]}={segment[1]}"
+        want_weeks = segment_weeks(sc.events, segment)
+        for dimension in DIMENSIONS:
+            for name in SUMS:
+                streamed = {
+                    (ws.window.start, ws.window.end): ws.totals
+                    for ws in series(sums, dimension, name, "iso_week", None, seg_key)
+                }
+                want = want_weeks.get((dimension, name), {})
+                what = f"{dimension}/{name}/iso_week [{seg_key or 'all'}] vs input events"
+                problems += differences(what, name, streamed, want)
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:40])

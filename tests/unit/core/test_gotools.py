@@ -1,0 +1,42 @@
+"""The Go tool builder reuses what it built, and says what to do when it cannot build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tokenshare.localstack.gotools import ALERTMANAGER, PROMTOOL, TOOLS, ensure_tool
+from tokenshare.localstack.kafka import LocalStackError
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TOKENSHARE_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_tools_are_pinned_and_cached_per_module_version(cache: Path) -> None:
+    assert set(TOOLS) == {"alertmanager", "prometheus", "promtool"}
+    assert ALERTMANAGER.pinned == "github.com/prometheus/alertmanager/cmd/alertmanager@v0.35.0"
+    assert ALERTMANAGER.binary == cache / "go" / "alertmanager-v0.35.0" / "bin" / "alertmanager"
+    assert TOOLS["prometheus"].home == PROMTOOL.home == cache / "go" / "prometheus-v0.316.0"
+
+
+def test_a_built_tool_is_reused_without_go(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    PROMTOOL.binary.parent.mkdir(parents=True)
+    PROMTOOL.binary.write_text("#!/bin/sh\n")
+    PROMTOOL.binary.chmod(0o755)
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setenv("TOKENSHARE_GO", "/nonexistent/go")
+    assert ensure_tool(PROMTOOL) == PROMTOOL.binary
+
+
+def test_no_proxy_is_refused_with_what_to_do(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOPROXY", "off")
+    with pytest.raises(LocalStackError) as refused:
+        ensure_tool(ALERTMANAGER)
+    message = str(refused.value)
+    assert "GOPROXY is off" in message and "go env -w GOPROXY=" in message
+    assert str(ALERTMANAGER.binary) in message
+    assert not ALERTMANAGER.binary.exists()

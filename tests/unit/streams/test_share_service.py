@@ -1,0 +1,81 @@
+"""The share stage's spread over workers, without a broker: which keys a partition
+stands for, what a rebalance keeps and drops, when an idle source partition asks
+for a recheck, and which current shares a worker shows."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import faust
+import pytest
+
+from tokenshare.schema.changes import CHANGE_PARTITIONS
+from tokenshare.schema.vocabulary import DIMENSIONS
+from tokenshare.settings import Settings
+from tokenshare.streams.shares.engine import ShareEngine
+from tokenshare.streams.shares.service import ShareService
+from tokenshare.streams.shares.tables import OwnedShares, share_tables
+from tokenshare.watermark import PartitionProgress
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> ShareService:
+    app = faust.App("unit-shares", broker="kafka://127.0.0.1:1", store="memory://")
+    return ShareService(Settings(home=tmp_path), lambda sql: [], share_tables(app))
+
+
+def test_every_key_is_evaluated_under_exactly_one_partition(service: ShareService) -> None:
+    per_partition = [service.keys_of(p) for p in range(CHANGE_PARTITIONS)]
+    keys = [k for ks in per_partition for k in ks]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == set(service.rules.keys()) | set(DIMENSIONS)
+    assert all(per_partition)  # no partition without work: every worker given one has some
+
+
+def test_a_rebalance_drops_what_moved_away_and_takes_over_what_came(
+    service: ShareService,
+) -> None:
+    service.assigned([0, 1])
+    assert {p: reason for p, (_, reason) in service.due.items()} == {0: "takeover", 1: "takeover"}
+    service.engines = {0: ShareEngine(service.rules), 1: ShareEngine(service.rules)}
+    kept = service.engines[1]
+    service.due.clear()
+    service.assigned([1, 2])
+    assert set(service.engines) == {1} and service.engines[1] is kept
+    assert {p: reason for p, (_, reason) in service.due.items()} == {2: "takeover"}
+    assert service.keys() == sorted([*service.keys_of(1), *service.keys_of(2)])
+
+
+def progress(ts_hours: float, idle_s: float) -> PartitionProgress:
+    return PartitionProgress(datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=ts_hours), idle_s)
+
+
+def test_a_partition_behind_the_others_asks_for_a_recheck_when_it_goes_idle(
+    service: ShareService,
+) -> None:
+    idle_after = service.rules.idle_partition_seconds
+    before = time.monotonic()
+    service._recheck_when_idle(3, [progress(0, 1.0), progress(5, 0.2)])
+    (at, reason) = service.due[3]
+    assert reason == "recheck"
+    assert before + idle_after - 1.0 <= at <= time.monotonic() + idle_after - 1.0 + 0.5
+
+
+def test_no_recheck_when_the_watermark_cannot_move_without_rows(service: ShareService) -> None:
+    idle_after = service.rules.idle_partition_seconds
+    service._recheck_when_idle(3, [progress(5, 0.1), progress(5, 0.3)])  # level
+    service._recheck_when_idle(4, [progress(0, idle_after + 1), progress(5, idle_after + 2)])
+    assert service.due == {}
+
+
+def test_a_worker_shows_the_current_shares_of_its_own_dimensions_only() -> None:
+    table = {
+        "iso_week|origin_bloc|tokens": {"dimension": "origin_bloc"},
+        "iso_week|model|tokens": {"dimension": "model"},
+    }
+    view = OwnedShares(table, lambda d: d == "model")
+    assert dict(view) == {"iso_week|model|tokens": {"dimension": "model"}}
+    with pytest.raises(KeyError):
+        view["iso_week|origin_bloc|tokens"]
