@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from tokenshare.cli.context import Context, console, fail
+from tokenshare.retry import Backoff, RetryPolicy
 
 if TYPE_CHECKING:
     from tokenshare.settings import Settings
@@ -50,8 +54,42 @@ def worker(ctx: Context, loglevel: str, web_port: int | None) -> None:
 
     settings = ctx.settings(**({"worker_web_port": web_port} if web_port else {}))
     _wait_for_topics(settings)
-    # The share stage reads its day sums from the store: this is where the two meet.
-    run_worker(settings, store_reader(settings), loglevel=loglevel)
+    started = time.monotonic()
+    try:
+        # The share stage reads its day sums from the store: this is where the two meet.
+        run_worker(settings, store_reader(settings), loglevel=loglevel)
+    except SystemExit as stopped:
+        _start_again_if_early(stopped, started)
+        raise
+
+
+#: A worker that fails within this many seconds of starting starts again, this many times.
+STARTUP_WINDOW_S, STARTUP_ATTEMPTS = 60.0, 5
+_ATTEMPT_ENV = "TOKENSHARE_WORKER_START_ATTEMPT"
+
+
+def _start_again_if_early(stopped: SystemExit, started: float) -> None:
+    """Faust's own consumers exit the worker when a connection resets in its first
+    seconds (the app cannot be started twice in one process): start the whole
+    command again, after a jittered pause, instead of leaving it to a supervisor.
+    A clean stop (exit 0) or a failure after the start-up window exits as usual."""
+    code = stopped.code if isinstance(stopped.code, int) else 1
+    attempt = int(os.environ.get(_ATTEMPT_ENV, "1"))
+    if code == 0 or time.monotonic() - started > STARTUP_WINDOW_S:
+        return
+    if attempt >= STARTUP_ATTEMPTS:
+        console.print(f"worker start-up failed {attempt} times; giving up (exit {code})")
+        return
+    pause = Backoff(RetryPolicy(first_s=1.0, max_s=10.0))
+    for _ in range(attempt):
+        wait = pause.failed()
+    console.print(
+        f"worker start-up failed (exit {code}); starting again in {wait:.1f} s "
+        f"(attempt {attempt + 1} of {STARTUP_ATTEMPTS})"
+    )
+    time.sleep(wait)
+    os.environ[_ATTEMPT_ENV] = str(attempt + 1)
+    os.execv(sys.executable, [sys.executable, "-m", "tokenshare", *sys.argv[1:]])
 
 
 def store_reader(settings: Settings) -> Callable[[str], list[list[Any]]]:
