@@ -93,8 +93,9 @@ def test_burst_of_ten_times_the_rate_for_a_minute(pipeline: Pipeline) -> None:
     assert peak.store_rss_mb <= RSS_BOUND * steady[1], f"store memory: {peak}, {steady}"
     record(
         "burst: 10x the steady rate for a minute",
-        f"{RATE:.0f} -> {RATE * FACTOR:.0f} events/s for {BURST_S:.0f} s "
-        f"({burst.sent} events); peak lag {peak.lag} messages; peak RSS worker "
+        f"{RATE:.0f} -> {RATE * FACTOR:.0f} events/s asked for {BURST_S:.0f} s, "
+        f"{burst.sent / BURST_S:,.0f} events/s sent ({burst.sent} events); "
+        f"peak lag {peak.lag} messages; peak RSS worker "
         f"{peak.worker_rss_mb:.0f} MB (steady {steady[0]:.0f}), store "
         f"{peak.store_rss_mb:.0f} MB (steady {steady[1]:.0f}); caught up "
         f"{caught_up - burst_ended:.1f} s after the burst",
