@@ -112,7 +112,7 @@ def create_app(settings: Settings, query: Query) -> faust.App:
     @app.page("/shares")
     class Shares(View):
         async def get(self, request: Request) -> Response:
-            return self.json(shares.stats.current)
+            return self.json(dict(shares.stats.current))  # a table view: a plain dict for JSON
 
     @app.page("/alerts")
     class Alerts(View):

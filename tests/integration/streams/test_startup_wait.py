@@ -49,7 +49,14 @@ def test_topics_are_created_once_the_broker_appears(kafka: LocalKafka, tmp_path:
             link.close()
     assert links, "the broker appeared only after the first attempts"
     assert sorted(created) == sorted(
-        [s.events_topic, s.rows_topic, s.dlq_topic, s.alerts_topic, s.shares_topic]
+        [
+            s.events_topic,
+            s.rows_topic,
+            s.dlq_topic,
+            s.alerts_topic,
+            s.shares_topic,
+            s.changes_topic,
+        ]
     )
 
 
