@@ -42,8 +42,8 @@ lint: install  ## ruff, and the import contracts of pyproject.toml ([tool.import
 typecheck: install  ## mypy --strict
 	$(BIN)/mypy
 
-unit: install  ## tests that need no broker (tests/unit, under a minute)
-	$(BIN)/pytest tests/unit
+unit: install  ## tests that need no broker (tests/unit, under a minute on 2 cores)
+	$(BIN)/pytest -n 2 tests/unit
 
 tools: install  ## build Alertmanager, Prometheus and promtool from the Go module proxy, once (needs go)
 	$(BIN)/tokenshare stack tools

@@ -93,10 +93,12 @@ def test_rules_test_prints_what_the_engine_would_fire(
     )
     crossing = [a for a in expected.alerts if a.rule == "crossover"]
     assert [a.window.label for a in crossing] == ["2026-W08"]
-    assert "China overtook US" in result.output and "2026-W08" in result.output
+    # Table cells wrap at the console's width: read the words, not the layout.
+    words = " ".join(result.output.replace("│", " ").split())
+    assert "China overtook US" in words and "2026-W08" in words
     for rule in expected.rules:
-        assert f"{rule.name} " in result.output
-    assert "noisy: every wobble" in result.output  # fires in every week but the first
+        assert rule.name in words
+    assert "noisy: every wobble" in words  # fires in every week but the first
     # Counting from a later day leaves the crossover out.
     later = cli.invoke(
         main, ["rules", "test", "--rules", str(path), "--from", "2026-02-16", "--quiet"], env=env
