@@ -153,11 +153,10 @@ class Settings(BaseSettings):
     #: the same instance id and gets its partitions back without a rebalance. The id
     #: is this value plus the process's role, or, when empty, the host name plus the
     #: port the process listens on (two processes on one host cannot share it).
-    #: Off by default: a static group leader that joined before the broker's metadata
-    #: listed its topics can keep an empty assignment (its rejoin does not trigger a
-    #: rebalance), seen once in CI. Dynamic members leave at once on a clean stop and
-    #: are replaced after one session (kafka_session_timeout_ms) after a crash.
-    kafka_static_membership: bool = False
+    #: Set ``kafka_static_membership=false`` for dynamic members, which leave their
+    #: groups at once on a clean stop (static members are only dropped after the
+    #: session timeout, so a scale-in takes that long).
+    kafka_static_membership: bool = True
     kafka_instance_id: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,200}$")
 
     # --- ClickHouse ------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_worker_kill_9_rejoins_in_seconds(pipeline: Pipeline) -> None:
     figures = ledger.check()
     record(
         "kill -9 of the worker, restarted at once",
-        f"SIGKILL under {RATE} events/s, restarted at once",
+        f"SIGKILL under {RATE} events/s; the replacement rejoins as the same static member",
         1,
         figures,
         recovery,

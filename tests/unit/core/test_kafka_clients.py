@@ -81,14 +81,13 @@ def test_overrides_replace_the_durable_defaults() -> None:
 
 
 def test_static_member_ids_are_stable_per_port_and_unique_per_role() -> None:
-    on = {"kafka_static_membership": True}
-    a, b = Settings(worker_web_port=7001, **on), Settings(worker_web_port=7002, **on)
+    a, b = Settings(worker_web_port=7001), Settings(worker_web_port=7002)
     assert kafka_clients.instance_id(a, "ingest") == kafka_clients.instance_id(
-        Settings(worker_web_port=7001, **on), "ingest"
+        Settings(worker_web_port=7001), "ingest"
     )  # a restart on the same port rejoins as the same member
     assert kafka_clients.instance_id(a, "ingest") != kafka_clients.instance_id(b, "ingest")
     assert kafka_clients.instance_id(a, "ingest") != kafka_clients.instance_id(a, "faust")
-    named = Settings(kafka_instance_id="pod-3", **on)
+    named = Settings(kafka_instance_id="pod-3")
     assert kafka_clients.instance_id(named, "store") == "pod-3-store"
     assert kafka_clients.instance_id(Settings(kafka_static_membership=False), "store") is None
 
