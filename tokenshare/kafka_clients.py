@@ -7,7 +7,7 @@ library) and the durability options are applied the same way everywhere:
 - kafka-python (producers, the store, admin tasks): :func:`producer`,
   :func:`consumer`, :func:`admin`;
 - aiokafka (the worker's batch loop, the share stage, the HTTP endpoint):
-  :func:`aio_producer`, :func:`aio_consumer`;
+  :func:`aio_producer`, :func:`aio_consumer`, :func:`aio_admin`;
 - Faust (the worker app): :func:`faust_broker`.
 
 Producers are durable by default: ``acks=all`` and idempotence, so a broker failover
@@ -21,12 +21,15 @@ process needs only the ones it uses.
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from tokenshare.settings import Settings
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 #: Producer options no tokenshare producer goes without (both libraries spell them so).
@@ -86,6 +89,13 @@ def aio_consumer(settings: Settings, *topics: str, **extra: Any) -> AIOKafkaCons
     return AIOKafkaConsumer(*topics, **options(settings, "aiokafka", **extra))
 
 
+def aio_admin(settings: Settings, **extra: Any) -> AIOKafkaAdminClient:
+    """An aiokafka admin client; ``await start()`` it."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    return AIOKafkaAdminClient(**options(settings, "aiokafka", **extra))
+
+
 # --- consumer groups --------------------------------------------------------------------------
 
 #: The roles that join consumer groups, and the port that makes each one unique on its host.
@@ -113,6 +123,32 @@ def membership(settings: Settings, role: Role) -> dict[str, Any]:
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "group_instance_id": instance_id(settings, role),
     }
+
+
+def wait_for_partitions(consumer: KafkaConsumer, topics: Sequence[str], wait_s: float) -> None:
+    """Return once ``consumer``'s own metadata lists partitions of every topic.
+
+    Call it before ``subscribe``. kafka-python joins the group without waiting for
+    the subscribed topics' metadata, so a leader that joins first assigns none of
+    their partitions ("No partition metadata for topic ..."). A dynamic member fixes
+    that on its next rejoin; a static one does not, because the broker hands a
+    rejoining static member its old assignment without a rebalance. The group
+    would then read nothing for good.
+    """
+    deadline = time.monotonic() + wait_s
+    missing = list(topics)
+    while missing:
+        # partitions_for_topic fetches all topics' metadata when one is unknown
+        missing = [t for t in missing if not consumer.partitions_for_topic(t)]
+        if missing and time.monotonic() > deadline:
+            from kafka.errors import KafkaError
+
+            raise KafkaError(
+                f"no partition metadata for {', '.join(missing)} after {wait_s:.0f} s: "
+                "create the topics (`tokenshare topics`) and check the broker"
+            )
+        if missing:
+            time.sleep(0.2)
 
 
 # --- Faust ----------------------------------------------------------------------------------

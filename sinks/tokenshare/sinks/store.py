@@ -132,9 +132,13 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
             **kafka_clients.membership(settings, "store"),  # back in seconds after a restart
         )
         opened.callback(consumer.close, autocommit=False)
+        topic_routes = routes(settings, client, writer, metrics)
+        kafka_clients.wait_for_partitions(
+            consumer, list(topic_routes), settings.kafka_startup_wait_s
+        )
         loop = CheckpointLoop(
             consumer,
-            routes(settings, client, writer, metrics),
+            topic_routes,
             group=settings.store_group,
             max_rows=settings.store_max_rows,
             max_wait_ms=settings.store_max_wait_ms,

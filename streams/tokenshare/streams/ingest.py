@@ -37,6 +37,7 @@ from tokenshare.settings import Settings
 from tokenshare.streams.batch import BatchResult, Enricher, SourceMessage
 from tokenshare.streams.breaker import DeadLetterBreaker
 from tokenshare.streams.metrics import IngestMetrics
+from tokenshare.streams.topics import rows_partition
 
 log = logging.getLogger("tokenshare.ingest")
 
@@ -215,12 +216,16 @@ class IngestService(Service):
         assert self.producer is not None
         s = self.settings
         sends = []
+        rows_partitions = len(await self.producer.partitions_for(s.rows_topic))
         for rows in result.rows:
-            key = (
-                f"{rows.src_topic}:{rows.src_partition}".encode()
-            )  # one source, one rows partition
+            key = f"{rows.src_topic}:{rows.src_partition}".encode()
+            partition = rows_partition(rows.src_partition, rows_partitions)
             for chunk in rows.chunks(ROWS_PER_MESSAGE):
-                sends.append(await self.producer.send(s.rows_topic, chunk.encode(), key=key))
+                sends.append(
+                    await self.producer.send(
+                        s.rows_topic, chunk.encode(), key=key, partition=partition
+                    )
+                )
         for dead in result.dead_letters:
             sends.append(
                 await self.producer.send(

@@ -57,6 +57,16 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
+def rows_partition(src_partition: int, rows_partitions: int) -> int:
+    """The rows-topic partition the worker writes a source partition's rows to.
+
+    One source, one rows partition: the store reads each source's rows in order.
+    And no two sources share one while the topics have as many partitions: the
+    lag of rows partition p is then source p's alone (``streams.shares.backlog``).
+    """
+    return src_partition % rows_partitions
+
+
 def ensure_topics(settings: Settings, wait_s: float = 0.0) -> list[str]:
     """Create missing topics; returns the names created.
 

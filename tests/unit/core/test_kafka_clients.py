@@ -6,6 +6,7 @@ import asyncio
 import ssl
 
 import pytest
+from kafka.errors import KafkaError
 from pydantic import SecretStr
 
 from tokenshare import kafka_clients
@@ -109,3 +110,29 @@ def test_every_group_client_gets_the_short_session_and_its_member_id() -> None:
     faust = kafka_clients.faust_broker(s)
     assert faust["broker_session_timeout"] == 7.0
     assert faust["consumer_group_instance_id"] == kafka_clients.instance_id(s, "faust")
+
+
+class _SlowMetadata:
+    """A consumer whose metadata lists a topic only from its third look on."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        self.looks += 1
+        return {0, 1} if self.looks >= 3 else set()
+
+
+def test_wait_for_partitions_returns_once_the_metadata_lists_them() -> None:
+    consumer = _SlowMetadata()
+    kafka_clients.wait_for_partitions(consumer, ["rows"], wait_s=30)  # type: ignore[arg-type]
+    assert consumer.looks == 3
+
+
+def test_wait_for_partitions_names_the_missing_topic_and_what_to_do() -> None:
+    class Never:
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return set()
+
+    with pytest.raises(KafkaError, match=r"no partition metadata for rows.*tokenshare topics"):
+        kafka_clients.wait_for_partitions(Never(), ["rows"], wait_s=0)  # type: ignore[arg-type]

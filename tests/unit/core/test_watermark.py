@@ -23,6 +23,7 @@ from tokenshare.watermark import (
     PartitionProgress,
     WatermarkRule,
     event_time_reached,
+    with_backlog,
 )
 
 QUIET, BUSY = 0, 1  # source partitions
@@ -87,6 +88,14 @@ def test_an_idle_partition_is_left_out() -> None:
     progress = [PartitionProgress(at(10), 1.0), PartitionProgress(at(2), 3600.0)]
     assert event_time_reached(progress, idle_after_s=30) == at(10)
     assert event_time_reached(progress, idle_after_s=7200) == at(2)
+
+
+def test_a_partition_with_a_backlog_is_never_idle() -> None:
+    """Its worker was killed, or the store is catching up: its rows are on their way."""
+    progress = [PartitionProgress(at(10), 1.0, 0), PartitionProgress(at(2), 3600.0, 1)]
+    assert event_time_reached(with_backlog(progress, {1}), idle_after_s=30) == at(2)
+    assert event_time_reached(with_backlog(progress, {0}), idle_after_s=30) == at(10)
+    assert event_time_reached(with_backlog(progress, set()), idle_after_s=30) == at(10)
 
 
 def test_when_all_are_idle_the_greatest_counts() -> None:

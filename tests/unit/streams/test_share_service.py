@@ -5,6 +5,7 @@ for a recheck, and which current shares a worker shows."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,3 +80,25 @@ def test_a_worker_shows_the_current_shares_of_its_own_dimensions_only() -> None:
     assert dict(view) == {"iso_week|model|tokens": {"dimension": "model"}}
     with pytest.raises(KeyError):
         view["iso_week|origin_bloc|tokens"]
+
+
+def test_evaluation_waits_while_a_partition_with_a_backlog_has_no_rows_yet(
+    service: ShareService,
+) -> None:
+    """The killed worker's partitions have events waiting and no row stored yet:
+    windows must not look final on the other partitions alone."""
+    import asyncio
+
+    from tokenshare.streams.shares.engine import DaySums
+    from tokenshare.streams.shares.service import RETRY_S, _Read
+
+    service.producer = object()  # type: ignore[assignment]  # only checked for presence
+    stored = [replace(progress(5, 0.2), partition=0)]
+
+    def wait(behind: set[int]) -> float:
+        read = _Read(time.monotonic(), frozenset(), DaySums(), stored, behind)
+        return asyncio.run(service._sources_missing_for(read))
+
+    assert wait({1}) == RETRY_S  # partition 1: events waiting, nothing stored
+    assert wait({0}) == 0.0  # behind, but its rows hold the watermark back already
+    assert wait(set()) == 0.0  # partition 1 is quiet: no backlog, no wait

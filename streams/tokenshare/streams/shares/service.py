@@ -48,12 +48,18 @@ from tokenshare import kafka_clients
 from tokenshare.schema.changes import ChangeReason, RollupChange, partition_of
 from tokenshare.schema.vocabulary import DIMENSIONS
 from tokenshare.settings import Settings
+from tokenshare.streams.shares.backlog import Backlog
 from tokenshare.streams.shares.config import load_rules
 from tokenshare.streams.shares.delivery import Delivery
 from tokenshare.streams.shares.engine import Query, ShareEngine, TickResult, load_day_sums
 from tokenshare.streams.shares.tables import OwnedShares, ShareTables
 from tokenshare.streams.shares.windows import DaySums
-from tokenshare.watermark import PartitionProgress, event_time_reached, read_progress
+from tokenshare.watermark import (
+    PartitionProgress,
+    event_time_reached,
+    read_progress,
+    with_backlog,
+)
 
 log = logging.getLogger("tokenshare.shares")
 
@@ -89,6 +95,8 @@ class _Read:
     dimensions: frozenset[str]  # whose sums it holds
     sums: DaySums
     progress: list[PartitionProgress]
+    #: events partitions with a backlog when read (None: lag not readable)
+    behind: set[int] | None
     #: rollup-changes partition -> its high-water mark when the read started
     covers: dict[int, int] = field(default_factory=dict)
 
@@ -103,6 +111,7 @@ class ShareService(Service):
         self.rules = load_rules(settings.rules_file)
         self.stats = ShareStats(current=OwnedShares(tables.current, self.owns))
         self.webhook = Delivery.from_settings(settings)  # webhook, Slack, Alertmanager
+        self.backlog = Backlog(settings)
         self.producer: AIOKafkaProducer | None = None
         self.ledger: AIOKafkaConsumer | None = None
         #: partition -> its evaluation keys, for the partitions Faust assigned here
@@ -140,6 +149,7 @@ class ShareService(Service):
         await self.add_runtime_dependency(self.webhook)
 
     async def on_stop(self) -> None:
+        await self.backlog.close()
         if self.ledger is not None:
             await self.ledger.stop()
         if self.producer is not None:
@@ -227,7 +237,7 @@ class ShareService(Service):
             self.schedule(partition, RETRY_S)
             log.warning("share evaluation deferred: cannot read day sums: %s", exc)
             return None
-        wait_s = await self._sources_missing_for(read.progress)
+        wait_s = await self._sources_missing_for(read)
         if wait_s > 0:
             self.schedule(partition, wait_s)
             return None
@@ -241,16 +251,20 @@ class ShareService(Service):
         self.stats.watermark = result.watermark.isoformat() if result.watermark else None
         return result
 
-    async def _sources_missing_for(self, progress: list[PartitionProgress]) -> float:
+    async def _sources_missing_for(self, read: _Read) -> float:
         """Seconds to wait before trusting the watermark; 0: now.
 
         A source partition with no stored row yet is in no progress row, so it does
         not hold the watermark back: evaluated right after the first flushes, which
         may hold some partitions only, windows would look final on part of the data.
-        So evaluation waits until every events partition has rows, or for
-        SOURCES_WAIT_S (at most `idle_partition_seconds`) after this worker first saw
-        rows: a partition that never gets any must not hold evaluation for ever."""
+        So evaluation waits while a partition with a backlog has no row yet. When
+        the lag could not be read, it waits until every events partition has rows,
+        or for SOURCES_WAIT_S (at most `idle_partition_seconds`) after this worker
+        first saw rows: a partition that never gets any must not hold it for ever."""
         assert self.producer is not None
+        progress = read.progress
+        if read.behind is not None:
+            return RETRY_S if read.behind - {p.partition for p in progress} else 0.0
         if self._sources is None:
             try:
                 self._sources = len(await self.producer.partitions_for(self.settings.events_topic))
@@ -311,11 +325,13 @@ class ShareService(Service):
         started = time.monotonic()
         covers = {p: hw for p in self.owned if (hw := self.highwater(p)) is not None}
         segments = frozenset(self.rules.segments_for(keys))
+        assert self.producer is not None and self.ledger is not None
+        behind = await self.backlog.behind(self.producer, self.ledger)
         sums, progress = await asyncio.get_running_loop().run_in_executor(
-            None, self._load, needed, segments
+            None, self._load, needed, segments, behind
         )
         self.stats.reads += 1
-        self._read = _Read(started, needed, sums, progress, covers)
+        self._read = _Read(started, needed, sums, progress, behind, covers)
         return self._read
 
     def _remember_flush(self, flush: str, at: float) -> None:
@@ -324,13 +340,21 @@ class ShareService(Service):
             self._flushes.popitem(last=False)
 
     def _load(
-        self, dimensions: frozenset[str], segments: frozenset[str]
+        self, dimensions: frozenset[str], segments: frozenset[str], behind: set[int] | None
     ) -> tuple[DaySums, list[PartitionProgress]]:
         """The sums of `dimensions` (those this worker's keys read or snapshot), and of
-        the segments its keys' rules filter on (all segments are ten times the rows)."""
+        the segments its keys' rules filter on (all segments are ten times the rows).
+
+        Lag (``behind``, read just before), then progress, then sums: each read later
+        holds at least what the one before it saw, so the watermark never runs ahead
+        of the sums."""
         db, idle = self.settings.clickhouse_database, self.rules.idle_partition_seconds
+        progress = read_progress(self.query, db)
+        if behind is not None:
+            progress = with_backlog(progress, behind)
         sums = load_day_sums(self.query, db, idle, dimensions=dimensions, segments=segments)
-        return sums, read_progress(self.query, db)
+        sums.max_ts = event_time_reached(progress, idle)
+        return sums, progress
 
     def _recheck_when_idle(self, partition: int, progress: list[PartitionProgress]) -> None:
         """When a source partition behind the others will soon count as idle, the
