@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -11,18 +12,22 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from tokenshare import kafka_clients
 from tokenshare.alert_feed import AlertFeed, describe
 from tokenshare.console import err_console, progress_bar
 from tokenshare.localstack import LocalKafka
 from tokenshare.processes import spawn, stop, wait_until
 from tokenshare.producers.send import send_events
 from tokenshare.producers.simulator import SimConfig, simulate
+from tokenshare.schema.changes import RollupChange
 from tokenshare.schema.outputs import AlertMessage
 from tokenshare.settings import Settings
 from tokenshare.sinks.owner import data_path_of, read_owner
 from tokenshare.sinks.query import run_query
 from tokenshare.streams.shares.config import load_rules
+from tokenshare.streams.shares.engine import same_findings
 from tokenshare.streams.topics import ensure_topics, group_lag
+from tokenshare.watermark import event_time_reached, read_progress
 
 console = Console()
 #: A few deliberately invalid events, to show the dead-letter path at work.
@@ -83,10 +88,7 @@ def run_demo(settings: Settings, *, events: int, batch: int, seed: int, keep_run
             300,
             "the share stage to evaluate every stored flush",
         )
-        # The last windows close once the partitions that stopped first count as idle
-        # (they no longer hold the watermark back): the share stage re-evaluates then.
-        idle_s = load_rules(settings.rules_file).idle_partition_seconds
-        wait_until(lambda: feed.quiet_for(idle_s + 10), idle_s + 120, "the last alerts")
+        _wait_last_windows(settings, feed)
         feed.stop()
         console.print(
             f"[green]{report.sent:,} events[/] through Kafka into ClickHouse in {elapsed:.1f}s "
@@ -138,6 +140,63 @@ def _wait_stored(settings: Settings) -> None:
             return drained()
 
         wait_until(progressed, 600, "the worker and store to catch up", interval=1.0)
+
+
+def _wait_last_windows(settings: Settings, feed: AlertFeed) -> None:
+    """Until the last windows have closed and their alerts are stored and shown.
+
+    The partitions that stopped first hold the watermark back until they count as
+    idle; once the stored progress says the event time reached closes and begins the
+    same windows as when every partition is idle (often at once), every partition of
+    the changes topic gets a recheck notice, so the share stage evaluates that now
+    instead of on its own timer. Once it has taken them all and the store has every
+    alert, nothing more can fire."""
+    rules = load_rules(settings.rules_file)
+    db = settings.clickhouse_database
+
+    def closed() -> bool:
+        progress = read_progress(lambda sql: run_query(settings, sql).rows, db)
+        reached = event_time_reached(progress, rules.idle_partition_seconds)
+        if reached is None:
+            return False
+        # When every partition is idle, the greatest event time counts.
+        return same_findings(rules, reached, max(p.max_ts for p in progress))
+
+    idle_s = rules.idle_partition_seconds
+    wait_until(closed, idle_s + 120, "the partitions that stopped first to count as idle", 1.0)
+    _recheck(settings)
+
+    def settled() -> bool:
+        return (
+            group_lag(settings, settings.worker_id, settings.changes_topic) == 0
+            and group_lag(settings, settings.store_group, settings.alerts_topic) == 0
+            and feed.quiet_for(1.0)
+        )
+
+    wait_until(settled, 300, "the share stage to evaluate the last windows", 1.0)
+
+
+def _recheck(settings: Settings) -> None:
+    """A recheck notice on every partition of the changes topic (one flush id: one read)."""
+    producer = kafka_clients.producer(settings)
+    try:
+        notice = RollupChange(reason="recheck", flush=f"demo-{uuid.uuid4().hex[:12]}")
+        topic = settings.changes_topic
+        partitions = sorted(producer.partitions_for(topic))  # waits for metadata
+        sends = [
+            producer.send(
+                topic,
+                value=notice.encode(),
+                key=RollupChange.key_of(p, len(partitions)),
+                partition=p,
+            )
+            for p in partitions
+        ]
+        producer.flush(timeout=30)
+        for send in sends:
+            send.get(timeout=30)
+    finally:
+        producer.close(timeout=30)
 
 
 def _count(settings: Settings) -> int:

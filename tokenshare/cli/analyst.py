@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.decorators import FC
 from rich.table import Table
 
 from tokenshare.cli.context import Context, fail
@@ -59,6 +60,15 @@ def require(found: Sequence[Any] | dict[Any, Any], what: str) -> None:
         fail(f"no {what} yet", NO_DATA_HINT)
 
 
+def require_alerts(found: Sequence[Any], what: str, more: str = "") -> None:
+    """Exit when no `what` are stored: they come from the share stage of a worker."""
+    if not found:
+        fail(
+            f"no {what} stored (with these filters)",
+            "alerts come from a running `tokenshare worker`; " + NO_DATA_HINT + more,
+        )
+
+
 def sparkline(values: Sequence[float]) -> str:
     """▁..█ per value, scaled from 0 to the row's maximum (flat at zero stays ▁)."""
     top = max(values, default=0.0)
@@ -83,14 +93,30 @@ def _day(d: date) -> str:
     return f"{d.day} {d:%b}"
 
 
-by_option = click.option(
-    "--by",
-    "dimension",
-    default="origin_bloc",
-    show_default=True,
-    type=click.Choice(DIMENSIONS),
-    help="Dimension to share out.",
-)
+def _grid(title: str, *columns: str) -> Table:
+    """A table titled on the left, with these (left-aligned) columns to begin with."""
+    grid = Table(title=title, title_justify="left")
+    for name in columns:
+        grid.add_column(name)
+    return grid
+
+
+def dimension_option(help: str, default: str | None = None) -> Callable[[FC], FC]:
+    """``--by DIMENSION``: with a default (shown in --help), or optional."""
+    if default is None:
+        return click.option("--by", "dimension", type=click.Choice(DIMENSIONS), help=help)
+    return click.option(
+        "--by",
+        "dimension",
+        default=default,
+        show_default=True,
+        type=click.Choice(DIMENSIONS),
+        help=help,
+    )
+
+
+by_option = dimension_option("Dimension to share out.", "origin_bloc")
+status_option = click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
 measure_option = click.option(
     "--measure",
     default="tokens",
@@ -195,8 +221,7 @@ def shares(
 def share_grid(table: ShareTable, dimension: str, title: str, values: set[str]) -> Table:
     """The table as a rich grid; each period's largest of `values` (not a folded
     'other' row) in bold, so leader changes stand out."""
-    grid = Table(title=title, title_justify="left")
-    grid.add_column(dimension)
+    grid = _grid(title, dimension)
     for period in table.periods:
         grid.add_column(f"{period:%Y}\n{_day(period)}", justify="right")
     grid.add_column("trend")
@@ -210,8 +235,8 @@ def share_grid(table: ShareTable, dimension: str, title: str, values: set[str]) 
 
 
 @click.command()
-@click.option("--by", "dimension", type=click.Choice(DIMENSIONS), help="Only this dimension.")
-@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
+@dimension_option("Only this dimension.")
+@status_option
 @click.option("--kind", type=click.Choice(WINDOW_KINDS), help="Only ISO weeks or rolling windows.")
 @click.option(
     "--limit",
@@ -245,17 +270,13 @@ def crossovers(
     found = call(
         lambda: find(query, db, dimension=dimension, status=status, window_kind=kind, limit=limit)
     )
-    if not found:
-        fail(
-            "no crossover alerts stored (with these filters)",
-            "alerts come from a running `tokenshare worker`; "
-            + NO_DATA_HINT
-            + ", or plot shares: `tokenshare plot shares` marks leader changes itself",
-        )
+    require_alerts(
+        found,
+        "crossover alerts",
+        ", or plot shares: `tokenshare plot shares` marks leader changes itself",
+    )
     title = f"Newest {len(found)} crossovers, oldest first"
-    grid = Table(title=title, title_justify="left")
-    for name in ("window", "kind", "status", "dimension", "measure", "leader", "overtaken"):
-        grid.add_column(name)
+    grid = _grid(title, "window", "kind", "status", "dimension", "measure", "leader", "overtaken")
     grid.add_column("margin", justify="right")
     for c in found:
         grid.add_row(c.window_label, c.window_kind, c.status, c.dimension, c.measure,
@@ -265,8 +286,8 @@ def crossovers(
 
 @click.command()
 @click.option("--rule", type=click.Choice(RULES), help="Only this rule.")
-@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
-@click.option("--by", "dimension", type=click.Choice(DIMENSIONS), help="Only this dimension.")
+@status_option
+@dimension_option("Only this dimension.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 @format_option
 @click.pass_obj
@@ -294,15 +315,9 @@ def alerts(
     found = call(
         lambda: newest(query, db, rule=rule, status=status, dimension=dimension, limit=limit)
     )
-    if not found:
-        fail(
-            "no alerts stored (with these filters)",
-            "alerts come from a running `tokenshare worker`; " + NO_DATA_HINT,
-        )
+    require_alerts(found, "alerts")
     title = f"Newest {len(found)} alerts"
-    grid = Table(title=title, title_justify="left")
-    for name in ("window", "rule", "status", "dimension", "alert"):
-        grid.add_column(name)
+    grid = _grid(title, "window", "rule", "status", "dimension", "alert")
     for a in found:
         grid.add_row(a.window_label, a.rule, a.status, a.dimension, a.text)
     emit(fmt, Report(title, AlertRow._fields, [tuple(a) for a in found]), grid)
@@ -347,7 +362,7 @@ def top(
             "spend needs cost_usd on the events; try --measure tokens or more --weeks",
         )
     title = f"Top {dimension} by {measure}, last {weeks} ISO weeks"
-    grid = Table(title=title, title_justify="left")
+    grid = _grid(title)
     grid.add_column("#", justify="right")
     grid.add_column(dimension)
     grid.add_column(measure, justify="right")
@@ -361,9 +376,15 @@ def top(
     emit(fmt, Report(title, ("rank", dimension, measure, "share"), rows), grid)
 
 
+model_option = click.option(
+    "--model", required=True, help="Model slug, e.g. deepseek/deepseek-v3.2."
+)
+users_option = click.option("--users", is_flag=True, help="Cohorts of users instead of apps.")
+
+
 @click.command()
-@click.option("--model", required=True, help="Model slug, e.g. deepseek/deepseek-v3.2.")
-@click.option("--users", is_flag=True, help="Cohorts of users instead of apps.")
+@model_option
+@users_option
 @click.option(
     "--weeks",
     default=8,
@@ -391,8 +412,7 @@ def retention(ctx: Context, model: str, users: bool, weeks: int, monthly: bool, 
     from tokenshare.analysts.queries import retention as cohorts
 
     query, db = runner(ctx)
-    slug = _canonical(model)
-    members = "users" if users else "apps"
+    slug, members = _cohorts_of(model, users)
     if monthly:
         _monthly_retention(query, db, slug, members, fmt)
         return
@@ -405,11 +425,8 @@ def retention(ctx: Context, model: str, users: bool, weeks: int, monthly: bool, 
             f"{'user_id' if users else 'app_id'} for retention; " + NO_DATA_HINT,
         )
     span = min(weeks, max(matrix.observed(c) for c in matrix.cohorts))
-    grid = Table(title=f"Retention of {members} using {slug}", title_justify="left")
-    grid.add_column("first week")
-    grid.add_column(members, justify="right")
-    for after in range(span + 1):
-        grid.add_column(f"+{after}", justify="right")
+    title = f"Retention of {members} using {slug}"
+    grid = _cohort_grid(title, "first week", members, span)
     for cohort in matrix.cohorts:
         seen = matrix.observed(cohort)
         cells = [
@@ -423,7 +440,6 @@ def retention(ctx: Context, model: str, users: bool, weeks: int, monthly: bool, 
         if after <= span
     ]
     columns = ("cohort_week", "weeks_after", "cohort_size", "active", "retention")
-    title = f"Retention of {members} using {slug}"
     emit(fmt, Report(title, columns, rows, ("[dim]· = not observed yet[/]",)), grid)
 
 
@@ -436,11 +452,7 @@ def _monthly_retention(query: Query, db: str, slug: str, members: str, fmt: str)
         fail(f"no {members} have used {slug}", "check the slug with `tokenshare top --by model`")
     span = max(r.months_after for r in found)
     title = f"Monthly retention of {members} using {slug}"
-    grid = Table(title=title, title_justify="left")
-    grid.add_column("first month")
-    grid.add_column(members, justify="right")
-    for after in range(span + 1):
-        grid.add_column(f"+{after}", justify="right")
+    grid = _cohort_grid(title, "first month", members, span)
     cohorts: dict[date, dict[int, MonthlyRetention]] = {}
     for r in found:
         cohorts.setdefault(r.cohort_month, {})[r.months_after] = r
@@ -454,6 +466,20 @@ def _monthly_retention(query: Query, db: str, slug: str, members: str, fmt: str)
         grid.add_row(f"{cohort:%b %Y}", str(size), *cells)
     notes = ("[dim](n) = back after a month or more away; · = not observed yet[/]",)
     emit(fmt, Report(title, MonthlyRetention._fields, [tuple(r) for r in found], notes), grid)
+
+
+def _cohort_grid(title: str, first: str, members: str, span: int) -> Table:
+    """A cohort matrix: the first period, the cohort's size, then +0 .. +span."""
+    grid = _grid(title, first)
+    grid.add_column(members, justify="right")
+    for after in range(span + 1):
+        grid.add_column(f"+{after}", justify="right")
+    return grid
+
+
+def _cohorts_of(model: str, users: bool) -> tuple[str, str]:
+    """(the catalog's canonical slug, "users" or "apps"): whose cohorts of what."""
+    return _canonical(model), "users" if users else "apps"
 
 
 def _canonical(slug: str) -> str:
@@ -558,14 +584,7 @@ def plot_shares_command(
 
 
 @plot.command("concentration")
-@click.option(
-    "--by",
-    "dimension",
-    default="model",
-    show_default=True,
-    type=click.Choice(DIMENSIONS),
-    help="Dimension whose concentration to draw.",
-)
+@dimension_option("Dimension whose concentration to draw.", "model")
 @output_option
 @all_weeks_option
 @click.option(
@@ -599,9 +618,9 @@ def plot_concentration_command(
 
 
 @plot.command("retention")
-@click.option("--model", required=True, help="Model slug, e.g. deepseek/deepseek-v3.2.")
+@model_option
 @output_option
-@click.option("--users", is_flag=True, help="Cohorts of users instead of apps.")
+@users_option
 @click.option("--weeks", type=click.IntRange(1, 520), help="Follow cohorts N weeks (default: all).")
 @click.option(
     "--cohorts",
@@ -634,8 +653,7 @@ def plot_retention_command(
     from tokenshare.analysts.queries import retention
 
     query, db = runner(ctx)
-    slug = _canonical(model)
-    members = "users" if users else "apps"
+    slug, members = _cohorts_of(model, users)
     matrix = call(lambda: retention(query, db, slug, members=members, weeks=weeks))
     if not matrix.cells:
         fail(
@@ -647,14 +665,7 @@ def plot_retention_command(
 
 
 @plot.command("prices")
-@click.option(
-    "--by",
-    "dimension",
-    default="category",
-    show_default=True,
-    type=click.Choice(DIMENSIONS),
-    help="Whose cost and volume to draw.",
-)
+@dimension_option("Whose cost and volume to draw.", "category")
 @output_option
 @format_option
 @click.pass_obj

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -172,6 +172,50 @@ class _Rule(_Strict):
         return self.name or self.label
 
 
+class _SharesRule(_Rule):
+    """A rule on the shares of one dimension's values: it reads that dimension's sums."""
+
+    dimension: Dimension
+
+    @property
+    def key(self) -> str:
+        return self.dimension
+
+
+class _ValueOrSegmentRule(_Rule):
+    """A rule on one value (``dimension`` and ``value``) or, with neither, on the whole
+    segment. The subclasses declare the two fields, each where it stands in their
+    order of fields (and so of validation errors); what reads them is here."""
+
+    if TYPE_CHECKING:
+        dimension: Dimension | None
+        value: Value | None
+
+    def _check_value_and_dimension(self) -> None:
+        if (self.dimension is None) != (self.value is None):
+            raise ValueError("set dimension and value together (or neither: the whole segment)")
+
+    def values(self) -> Iterator[tuple[str, str, str]]:
+        yield from super().values()
+        if self.dimension is not None and self.value is not None:
+            yield "value", self.dimension, self.value
+
+    @property
+    def series_dimension(self) -> vocabulary.Dimension:
+        """Whose sums it reads: its dimension's, or for the whole segment any (every
+        dimension sums to all traffic)."""
+        return self.dimension or WHOLE_MARKET_DIMENSION
+
+    @property
+    def key(self) -> str:
+        return self.series_dimension
+
+    @property
+    def watched(self) -> str:
+        """What the label names: "author=anthropic", or "all"."""
+        return f"{self.dimension}={self.value}" if self.value else "all"
+
+
 class Pair(_Strict):
     """Two values of one dimension whose crossover is always watched, in or out of the top K.
 
@@ -242,11 +286,10 @@ class CrossoverRule(_Rule):
         return f"crossover {'/'.join(self.dimensions)} {self.measure}{self.scope}"
 
 
-class ThresholdRule(_Rule):
+class ThresholdRule(_SharesRule):
     """One value's share crossing a level, with hysteresis: it is "above" from the first
     window at or over `level` until a window below `level - margin_pp` points."""
 
-    dimension: Dimension
     value: Value
     level: Level
     measure: Measure = "tokens"
@@ -258,19 +301,14 @@ class ThresholdRule(_Rule):
         yield "value", self.dimension, self.value
 
     @property
-    def key(self) -> str:
-        return self.dimension
-
-    @property
     def label(self) -> str:
-        return f"{self.dimension}={self.value} {self.measure} {_pct(self.level)}{self.scope}"
+        return f"{self.dimension}={self.value} {self.measure} {level_label(self.level)}{self.scope}"
 
 
-class ConcentrationRule(_Rule):
+class ConcentrationRule(_SharesRule):
     """The top value's share, and/or the HHI (sum of squared shares, 0..1), crossing a
     level, with the same hysteresis as thresholds."""
 
-    dimension: Dimension
     measure: Measure = "tokens"
     top1_level: Level | None = None
     hhi_level: Level | None = None
@@ -284,20 +322,15 @@ class ConcentrationRule(_Rule):
         return self
 
     @property
-    def key(self) -> str:
-        return self.dimension
-
-    @property
     def label(self) -> str:
         return f"concentration {self.dimension} {self.measure}{self.scope}"
 
 
-class JumpRule(_Rule):
+class JumpRule(_SharesRule):
     """Shares moving by at least `points` percentage points from one window to the next:
     one alert per window naming every value that moved (a shift between two values is
     one movement, not one alert for each side)."""
 
-    dimension: Dimension
     measure: Measure = "tokens"
     points: float = Field(gt=0, le=100)
     #: Values below this share in both windows are noise, whatever they do.
@@ -306,33 +339,24 @@ class JumpRule(_Rule):
     baseline: bool = False
 
     @property
-    def key(self) -> str:
-        return self.dimension
-
-    @property
     def label(self) -> str:
         return f"jump {self.dimension} {self.measure} {self.points:g}pp{self.scope}"
 
 
-class RankRule(_Rule):
+class RankRule(_SharesRule):
     """The ordered top N values changing from one window to the next."""
 
-    dimension: Dimension
     measure: Measure = "tokens"
     top_n: int = Field(default=5, ge=1)
     exclude_unidentified: bool = True
     baseline: bool = False
 
     @property
-    def key(self) -> str:
-        return self.dimension
-
-    @property
     def label(self) -> str:
         return f"rank {self.dimension} top{self.top_n}{self.scope}"
 
 
-class RatioRule(_Rule):
+class RatioRule(_ValueOrSegmentRule):
     """A ratio (``schema.vocabulary.RATIOS``) of one value, or of the whole segment when no
     value is given, passing `above` or falling under `below`; hysteresis `margin_pct`
     percent of the level. ``spend_over_token_share`` needs a value."""
@@ -349,28 +373,17 @@ class RatioRule(_Rule):
     def _well_formed(self) -> Self:
         if self.above is None and self.below is None:
             raise ValueError("set above, below or both")
-        if (self.dimension is None) != (self.value is None):
-            raise ValueError("set dimension and value together (or neither: the whole segment)")
+        self._check_value_and_dimension()
         if self.ratio == "spend_over_token_share" and self.value is None:
             raise ValueError("spend_over_token_share compares one value's shares: set a value")
         return self
 
-    def values(self) -> Iterator[tuple[str, str, str]]:
-        yield from super().values()
-        if self.dimension is not None and self.value is not None:
-            yield "value", self.dimension, self.value
-
-    @property
-    def key(self) -> str:
-        return self.dimension or WHOLE_MARKET_DIMENSION
-
     @property
     def label(self) -> str:
-        of = f"{self.dimension}={self.value}" if self.value else "all"
-        return f"ratio {self.ratio} {of}{self.scope}"
+        return f"ratio {self.ratio} {self.watched}{self.scope}"
 
 
-class VolumeRule(_Rule):
+class VolumeRule(_ValueOrSegmentRule):
     """A measure's total (of one value, or the whole segment): passing `above`, falling
     under `below` (absolute), or changing by `rise_pct` / `drop_pct` percent against the
     previous window. Changes compare complete windows only, never a partly covered one."""
@@ -389,23 +402,12 @@ class VolumeRule(_Rule):
     def _well_formed(self) -> Self:
         if all(x is None for x in (self.above, self.below, self.rise_pct, self.drop_pct)):
             raise ValueError("set above, below, rise_pct or drop_pct")
-        if (self.dimension is None) != (self.value is None):
-            raise ValueError("set dimension and value together (or neither: the whole segment)")
+        self._check_value_and_dimension()
         return self
-
-    def values(self) -> Iterator[tuple[str, str, str]]:
-        yield from super().values()
-        if self.dimension is not None and self.value is not None:
-            yield "value", self.dimension, self.value
-
-    @property
-    def key(self) -> str:
-        return self.dimension or WHOLE_MARKET_DIMENSION
 
     @property
     def label(self) -> str:
-        of = f"{self.dimension}={self.value}" if self.value else "all"
-        return f"volume {self.measure} {of}{self.scope}"
+        return f"volume {self.measure} {self.watched}{self.scope}"
 
 
 class CatalogGapRule(_Rule):
@@ -543,6 +545,13 @@ class RulesConfig(_Strict):
     def budget_of(self, rule: AnyRule) -> int:
         return rule.budget if rule.budget is not None else self.budget
 
+    def window_kinds(self) -> list[WindowKind]:
+        """Every window kind evaluated: the file's ``windows``, then any a rule adds."""
+        kinds = list(self.windows)
+        for rule in self.all_rules():
+            kinds += [k for k in self.windows_of(rule) if k not in kinds]
+        return kinds
+
     def evaluation_keys(self) -> list[str]:
         """The evaluation keys, in a stable order: one evaluator may own each."""
         return sorted({k for rule in self.all_rules() for k in rule.evaluation_keys()})
@@ -627,5 +636,7 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _pct(level: float) -> str:
+def level_label(level: float) -> str:
+    """0.3 -> "30%", 0.255 -> "25.5%": whole percents as usual, but two close levels
+    never print (and so never make an alert subject or a rule name) alike."""
     return f"{level * 100:g}%"

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from itertools import combinations
 
 from tokenshare.streams.shares.config import REST, CrossoverRule
-from tokenshare.streams.shares.model import Alert, WindowShares
+from tokenshare.streams.shares.model import Alert, WindowShares, largest_first
 
 
 def crossovers(series: list[WindowShares], rule: CrossoverRule) -> list[Alert]:
@@ -42,7 +42,7 @@ def _share(shares: dict[str, float], value: str, other: str) -> float:
 
 def _top_k(ws: WindowShares, rule: CrossoverRule) -> set[str]:
     shares = ws.shares(rule.exclude_unidentified)
-    return {v for v, _ in sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))[: rule.top_k]}
+    return {v for v, _ in largest_first(shares)[: rule.top_k]}
 
 
 def _top_pairs(

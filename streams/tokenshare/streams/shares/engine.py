@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tokenshare.schema.outputs import ShareSnapshot, ShareValue, Window
@@ -156,13 +156,10 @@ class ShareEngine:
         ) -> list[WindowShares]:
             key = (dimension, measure, kind, segment)
             if key not in cache:
-                # Windows that start after the slowest partition's event time hold
-                # only what faster partitions sent: not evaluated until it gets there.
-                frontier = sums.max_ts.date() if sums.max_ts else None
                 cache[key] = [
                     ws
                     for ws in series(sums, dimension, measure, kind, mark, segment)
-                    if frontier is None or ws.window.start <= frontier
+                    if begun(ws.window, sums.max_ts)
                 ]
             return cache[key]
 
@@ -189,7 +186,12 @@ class ShareEngine:
         result.snapshots = self._snapshots(sums, mark, now or datetime.now(UTC), dimensions)
         span = sums.days()
         self._final_windows = (
-            {w for kind in self._kinds() for w in windows(kind, *span) if is_final(w, mark)}
+            {
+                w
+                for kind in self.rules.window_kinds()
+                for w in windows(kind, *span)
+                if is_final(w, mark)
+            }
             if span
             else set()
         )
@@ -198,12 +200,6 @@ class ShareEngine:
     def unseen_values(self, sums: DaySums) -> list[str]:
         """Rule values the data never had (each with a did-you-mean): those rules cannot fire."""
         return unseen_values(self.rules, sums.values_seen())
-
-    def _kinds(self) -> list[WindowKind]:
-        kinds = list(self.rules.windows)
-        for rule in self.rules.all_rules():
-            kinds += [k for k in self.rules.windows_of(rule) if k not in kinds]
-        return kinds
 
     def _late(self, alert: Alert) -> Alert:
         """A final alert about a window that was already final: late data changed it."""
@@ -232,7 +228,7 @@ class ShareEngine:
             return []
         out = []
         dimensions = list(dimensions)
-        for kind in self._kinds():
+        for kind in self.rules.window_kinds():
             all_windows = windows(kind, *span)
             wanted = [all_windows[-1]]
             closed = [w for w in all_windows if is_final(w, mark)]
@@ -252,6 +248,27 @@ class ShareEngine:
                             self._snapshot_versions[key] = version
                             out.append(snapshot(ws, now))
         return out
+
+
+def begun(window: Window, reached: datetime | None) -> bool:
+    """Whether a tick evaluates `window` yet: one that starts after the event time every
+    active partition has reached holds only what faster partitions sent."""
+    return reached is None or window.start <= reached.date()
+
+
+def same_findings(rules: RulesConfig, reached: datetime, later: datetime) -> bool:
+    """Whether a tick over the same sums finds the same when the event time reached is
+    `later` as when it is `reached`: the same windows final and the same ones begun.
+    Then a share stage that evaluated at `reached` has nothing left to find at `later`
+    (the demo waits for no more than that)."""
+    mark, later_mark = watermark(reached, rules.lateness), watermark(later, rules.lateness)
+    # A month before the earlier watermark: any window ending after it starts after this.
+    first = (reached - rules.lateness - timedelta(days=31)).date()
+    return all(
+        is_final(w, mark) == is_final(w, later_mark) and begun(w, reached) == begun(w, later)
+        for kind in rules.window_kinds()
+        for w in windows(kind, first, later.date())
+    )
 
 
 def apply_budgets(alerts: Iterable[Alert], rules: RulesConfig) -> list[Alert]:

@@ -7,6 +7,7 @@ name them the way the share stage computes them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,11 @@ from tokenshare.schema.vocabulary import (
     ShareRule,
     Status,
 )
+
+
+def largest_first(amounts: Mapping[str, float]) -> list[tuple[str, float]]:
+    """(value, amount) pairs, the largest first, ties broken by name so the order is stable."""
+    return sorted(amounts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,6 @@ from tokenshare.schema.vocabulary import (
     WindowKind,
 )
 from tokenshare.streams.shares.config import (
-    WHOLE_MARKET_DIMENSION,
     AnyRule,
     CatalogGapRule,
     ConcentrationRule,
@@ -49,8 +48,9 @@ from tokenshare.streams.shares.config import (
     RulesConfig,
     ThresholdRule,
     VolumeRule,
+    level_label,
 )
-from tokenshare.streams.shares.model import Alert, WindowShares
+from tokenshare.streams.shares.model import Alert, WindowShares, largest_first
 
 #: (dimension, measure or counter, window kind, segment) -> the series, oldest first.
 GetSeries = Callable[[Dimension, Measure | Counter, WindowKind, str], list[WindowShares]]
@@ -97,8 +97,7 @@ def evaluate_rule(get_series: GetSeries, rule: AnyRule, kind: WindowKind) -> lis
     if isinstance(rule, RatioRule):
         return ratios(get_series, rule, kind)
     if isinstance(rule, VolumeRule):
-        dimension = rule.dimension or WHOLE_MARKET_DIMENSION
-        return volumes(get_series(dimension, rule.measure, kind, seg), rule)
+        return volumes(get_series(rule.series_dimension, rule.measure, kind, seg), rule)
     if isinstance(rule, CatalogGapRule):
         return catalog_gaps(get_series, rule, kind)
     return []  # crossovers: ``crossover.crossovers``
@@ -116,6 +115,10 @@ class Step:
     above: bool
     was: float | None
     now: float
+
+    @property
+    def side(self) -> str:
+        return "above" if self.above else "below"
 
 
 def walk(points: list[float], enter: float, exit_: float, baseline: bool) -> list[Step]:
@@ -148,6 +151,24 @@ def walk_below(points: list[float], level: float, exit_: float, baseline: bool) 
     ]
 
 
+def walk_levels(
+    points: list[float],
+    above: float | None,
+    below: float | None,
+    margin_pct: float,
+    baseline: bool,
+) -> Iterator[tuple[bool, float, float, list[Step]]]:
+    """(upper?, level, exit level, steps) for an upper level (``walk``) and a lower one
+    (``walk_below``), each left again `margin_pct` percent of the level past it."""
+    m = margin_pct / 100
+    if above is not None:
+        exit_ = above * (1 - m)
+        yield True, above, exit_, walk(points, above, exit_, baseline)
+    if below is not None:
+        exit_ = below * (1 + m)
+        yield False, below, exit_, walk_below(points, below, exit_, baseline)
+
+
 # --- the rules -------------------------------------------------------------------
 
 
@@ -156,12 +177,15 @@ def thresholds(series: list[WindowShares], rule: ThresholdRule) -> list[Alert]:
     ex = rule.exclude_unidentified
     active = _active(series, ex)
     points = [ws.share(rule.value, ex) for ws in active]
-    level = _level(rule.level)
+    level = level_label(rule.level)
     exit_ = rule.level - rule.margin_pp / 100
+    explanation = (
+        f"{rule.rule_name}: above from {level}, back below under {level_label(exit_)} "
+        f"(margin {rule.margin_pp:g} pp)"
+    )
     alerts = []
     for step in walk(points, rule.level, exit_, rule.baseline):
         after = active[step.index]
-        side = "above" if step.above else "below"
         details = {
             "value": rule.value,
             "level": rule.level,
@@ -169,8 +193,7 @@ def thresholds(series: list[WindowShares], rule: ThresholdRule) -> list[Alert]:
             "share_before": step.was,
             "share_after": step.now,
             "total_after": after.totals.get(rule.value, 0.0),
-            "where": dict(rule.where),
-            **_context(active, step.index, ex),
+            **_context(rule, active, step.index, ex),
         }
         what = f"{after.dimension}{rule.scope}: {rule.value}"
         if step.kind == "baseline":
@@ -185,11 +208,7 @@ def thresholds(series: list[WindowShares], rule: ThresholdRule) -> list[Alert]:
                 f"{what} {verb} {level} of {after.measure} in {after.window.label} "
                 f"({_pct(step.was or 0)} -> {_pct(step.now)})"
             )
-            subject = f"{rule.value} {side} {level}{rule.scope}"
-        explanation = (
-            f"{rule.rule_name}: above from {level}, back below under {_level(exit_)} "
-            f"(margin {rule.margin_pp:g} pp)"
-        )
+            subject = f"{rule.value} {step.side} {level}{rule.scope}"
         alerts.append(
             _alert(rule, "threshold", after, subject, text, details, step.kind, explanation)
         )
@@ -204,21 +223,22 @@ def concentration(series: list[WindowShares], rule: ConcentrationRule) -> list[A
     alerts = []
     if rule.top1_level is not None:
         leaders = [_leader(ws, ex) for ws in active]
-        level = _level(rule.top1_level)
+        level = level_label(rule.top1_level)
+        explanation = (
+            f"{rule.rule_name}: the largest share against {level}, margin {rule.margin_pp:g} pp"
+        )
         for step in walk(
             [s for _, s in leaders], rule.top1_level, rule.top1_level - exit_gap, rule.baseline
         ):
             after = active[step.index]
             leader, share = leaders[step.index]
-            side = "above" if step.above else "below"
             details = {
                 "measure_kind": "top1",
                 "level": rule.top1_level,
                 "top_after": leader,
                 "share_after": share,
                 "share_before": step.was,
-                "where": dict(rule.where),
-                **_context(active, step.index, ex),
+                **_context(rule, active, step.index, ex),
             }
             what = f"{after.dimension}{rule.scope}"
             if step.kind == "baseline":
@@ -238,34 +258,21 @@ def concentration(series: list[WindowShares], rule: ConcentrationRule) -> list[A
                         f"{what}: no value holds {level} of {after.measure} any more in "
                         f"{after.window.label} (top: {leader} at {_pct(share)})"
                     )
-                subject = f"top1 {side} {level}{rule.scope}"
-            alerts.append(
-                _alert(
-                    rule,
-                    "concentration",
-                    after,
-                    subject,
-                    text,
-                    details,
-                    step.kind,
-                    f"{rule.rule_name}: the largest share against {level}, "
-                    f"margin {rule.margin_pp:g} pp",
-                )
-            )
+                subject = f"top1 {step.side} {level}{rule.scope}"
+            alerts.append(_concentration(rule, after, subject, text, details, step, explanation))
     if rule.hhi_level is not None:
         points = [hhi(ws, ex) for ws in active]
         lvl = rule.hhi_level
+        explanation = f"{rule.rule_name}: HHI (sum of squared shares) against {lvl:g}"
         for step in walk(points, lvl, lvl - exit_gap, rule.baseline):
             after = active[step.index]
-            side = "above" if step.above else "below"
             details = {
                 "measure_kind": "hhi",
                 "level": lvl,
                 "hhi_before": step.was,
                 "hhi_after": step.now,
                 "top_after": _leader(after, ex)[0],
-                "where": dict(rule.where),
-                **_context(active, step.index, ex),
+                **_context(rule, active, step.index, ex),
             }
             what = f"{after.dimension}{rule.scope}: concentration (HHI) of {after.measure}"
             if step.kind == "baseline":
@@ -277,20 +284,21 @@ def concentration(series: list[WindowShares], rule: ConcentrationRule) -> list[A
                     f"{what} {verb} {lvl:g} in {after.window.label} "
                     f"({step.was or 0:.3f} -> {step.now:.3f})"
                 )
-                subject = f"hhi {side} {lvl:g}{rule.scope}"
-            alerts.append(
-                _alert(
-                    rule,
-                    "concentration",
-                    after,
-                    subject,
-                    text,
-                    details,
-                    step.kind,
-                    f"{rule.rule_name}: HHI (sum of squared shares) against {lvl:g}",
-                )
-            )
+                subject = f"hhi {step.side} {lvl:g}{rule.scope}"
+            alerts.append(_concentration(rule, after, subject, text, details, step, explanation))
     return alerts
+
+
+def _concentration(
+    rule: ConcentrationRule,
+    after: WindowShares,
+    subject: str,
+    text: str,
+    details: dict[str, Any],
+    step: Step,
+    explanation: str,
+) -> Alert:
+    return _alert(rule, "concentration", after, subject, text, details, step.kind, explanation)
 
 
 def jumps(series: list[WindowShares], rule: JumpRule) -> list[Alert]:
@@ -322,8 +330,7 @@ def jumps(series: list[WindowShares], rule: JumpRule) -> list[Alert]:
                 {"value": v, "share_before": w, "share_after": n, "delta_pp": round(d * 100, 4)}
                 for v, w, n, d in moves
             ],
-            "where": dict(rule.where),
-            **_context(active, i, ex),
+            **_context(rule, active, i, ex),
         }
         said = ", ".join(
             f"{v} {'up' if d > 0 else 'down'} {abs(d) * 100:.1f} pp to {_pct(n)}"
@@ -372,8 +379,7 @@ def ranks(series: list[WindowShares], rule: RankRule) -> list[Alert]:
             "left": left,
             "moves": moves,
             "shares_after": {v: shares[v] for v in top_after},
-            "where": dict(rule.where),
-            **_context(active, i, ex),
+            **_context(rule, active, i, ex),
         }
         changes = (
             [f"{v} entered at #{top_after.index(v) + 1}" for v in entered]
@@ -402,7 +408,7 @@ def ranks(series: list[WindowShares], rule: RankRule) -> list[Alert]:
 def ratios(get_series: GetSeries, rule: RatioRule, kind: WindowKind) -> list[Alert]:
     """The ratio of one value (or of the whole segment) against `above` and `below`."""
     num, den, scale = RATIO_PARTS[rule.ratio]
-    dimension = rule.dimension or WHOLE_MARKET_DIMENSION
+    dimension = rule.series_dimension
     ex = rule.exclude_unidentified
     top = {ws.window: ws for ws in get_series(dimension, num, kind, rule.segment)}
     bottom = get_series(dimension, den, kind, rule.segment)
@@ -415,7 +421,8 @@ def ratios(get_series: GetSeries, rule: RatioRule, kind: WindowKind) -> list[Ale
             windows.append(ws)
             points.append(value)
     alerts = []
-    for above, level, exit_, steps in _ratio_levels(rule, points):
+    levels = walk_levels(points, rule.above, rule.below, rule.margin_pct, rule.baseline)
+    for above, level, exit_, steps in levels:
         for step in steps:
             after = windows[step.index]
             of = f"{rule.value}'s" if rule.value else "the"
@@ -447,8 +454,7 @@ def ratios(get_series: GetSeries, rule: RatioRule, kind: WindowKind) -> list[Ale
                 "exit_level": exit_,
                 "ratio_before": step.was,
                 "ratio_after": step.now,
-                "where": dict(rule.where),
-                **_context(windows, step.index, ex),
+                **_context(rule, windows, step.index, ex),
             }
             alerts.append(
                 _alert(
@@ -466,18 +472,6 @@ def ratios(get_series: GetSeries, rule: RatioRule, kind: WindowKind) -> list[Ale
                 )
             )
     return alerts
-
-
-def _ratio_levels(
-    rule: RatioRule, points: list[float]
-) -> Iterator[tuple[bool, float, float, list[Step]]]:
-    m = rule.margin_pct / 100
-    if rule.above is not None:
-        exit_ = rule.above * (1 - m)
-        yield True, rule.above, exit_, walk(points, rule.above, exit_, rule.baseline)
-    if rule.below is not None:
-        exit_ = rule.below * (1 + m)
-        yield False, rule.below, exit_, walk_below(points, rule.below, exit_, rule.baseline)
 
 
 def _ratio_value(
@@ -505,16 +499,11 @@ def volumes(series: list[WindowShares], rule: VolumeRule) -> list[Alert]:
     alerts: list[Alert] = []
     of = f"{rule.dimension}={rule.value}" if rule.value else "all traffic"
     of += rule.scope
-    m = rule.margin_pct / 100
     points = [total(ws) for ws in series]
-    levels: list[tuple[bool, float, list[Step]]] = []
-    if rule.above is not None:
-        levels.append((True, rule.above, walk(points, rule.above, rule.above * (1 - m), False)))
-    if rule.below is not None:
-        levels.append(
-            (False, rule.below, walk_below(points, rule.below, rule.below * (1 + m), False))
-        )
-    for above, level, steps in levels:
+    # Volumes have no baseline: a total is only news when it passes a level.
+    for above, level, _, steps in walk_levels(
+        points, rule.above, rule.below, rule.margin_pct, False
+    ):
         for step in steps:
             after = series[step.index]
             side = "above" if step.above == above else "below"
@@ -594,6 +583,7 @@ def catalog_gaps(get_series: GetSeries, rule: CatalogGapRule, kind: WindowKind) 
         series = [ws for ws in get_series(dimension, rule.measure, kind, "") if ws.total() > 0]
         points = [ws.share(UNIDENTIFIED) for ws in series]
         segment = f"{dimension}={UNIDENTIFIED}"
+        shown = level_label(level)
         models = {ws.window: ws for ws in get_series("model", rule.measure, kind, segment)}
         authors = {ws.window: ws for ws in get_series("author", rule.measure, kind, segment)}
         for step in walk(points, level, level - rule.margin_pp / 100, rule.baseline):
@@ -607,7 +597,7 @@ def catalog_gaps(get_series: GetSeries, rule: CatalogGapRule, kind: WindowKind) 
             lab_names = ", ".join(f"{v} {_pct(s)}" for v, s in labs) or "none"
             text = (
                 f"catalog gap: {_pct(step.now)} of {after.measure} in {after.window.label} "
-                f"comes from {what} (level {_level(level)}): models {named}; labs {lab_names}. "
+                f"comes from {what} (level {shown}): models {named}; labs {lab_names}. "
                 "List them with `tokenshare catalog gaps`"
             )
             details = {
@@ -622,12 +612,12 @@ def catalog_gaps(get_series: GetSeries, rule: CatalogGapRule, kind: WindowKind) 
                     rule,
                     "catalog_gap",
                     after,
-                    f"catalog gap ({tag}) above {_level(level)}",
+                    f"catalog gap ({tag}) above {shown}",
                     text,
                     details,
                     step.kind,
                     f"{rule.rule_name}: share of {after.measure} the catalog cannot place "
-                    f"against {_level(level)}; re-arms {rule.margin_pp:g} pp under it",
+                    f"against {shown}; re-arms {rule.margin_pp:g} pp under it",
                     dimension=dimension,
                 )
             )
@@ -637,7 +627,7 @@ def catalog_gaps(get_series: GetSeries, rule: CatalogGapRule, kind: WindowKind) 
 def _top_of(ws: WindowShares | None, n: int, whole: float) -> list[tuple[str, float]]:
     if ws is None or whole <= 0:
         return []
-    ordered = sorted(ws.totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    ordered = largest_first(ws.totals)
     # Shares that print as 0.0% name nothing worth adding to the catalog.
     return [(v, t / whole) for v, t in ordered[:n] if t / whole >= 0.0005]
 
@@ -657,18 +647,18 @@ def _active(series: list[WindowShares], ex: bool) -> list[WindowShares]:
 
 def _top(ws: WindowShares, n: int, ex: bool) -> list[str]:
     """The n values with the largest shares, ties broken by name so the order is stable."""
-    ordered = sorted(ws.shares(ex).items(), key=lambda kv: (-kv[1], kv[0]))
-    return [value for value, share in ordered[:n] if share > 0]
+    return [value for value, share in largest_first(ws.shares(ex))[:n] if share > 0]
 
 
 def _leader(ws: WindowShares, ex: bool) -> tuple[str, float]:
-    ordered = sorted(ws.shares(ex).items(), key=lambda kv: (-kv[1], kv[0]))
-    return ordered[0]
+    return largest_first(ws.shares(ex))[0]
 
 
-def _context(active: list[WindowShares], i: int, ex: bool) -> dict[str, Any]:
+def _context(rule: AnyRule, active: list[WindowShares], i: int, ex: bool) -> dict[str, Any]:
+    """The details every rule on shares adds: its segment, the window before, and
+    whether unidentified traffic was left out."""
     before = active[i - 1].window.label if i > 0 else None
-    return {"window_before": before, "exclude_unidentified": ex}
+    return {"where": dict(rule.where), "window_before": before, "exclude_unidentified": ex}
 
 
 def _alert(
@@ -730,9 +720,3 @@ def _short(x: float) -> str:
         if abs(x) >= size:
             return f"{x / size:.3g}{unit}"
     return f"{x:.3g}"
-
-
-def _level(level: float) -> str:
-    """0.3 -> "30%", 0.255 -> "25.5%": whole percents as usual, but two close levels
-    never print (and so never make an alert subject) alike."""
-    return f"{level * 100:g}%"

@@ -9,7 +9,7 @@ holds the sums of every dimension among open models only (``where`` filters).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate
@@ -68,13 +68,19 @@ def is_final(window: Window, mark: datetime | None) -> bool:
     return mark is not None and mark >= datetime.combine(window.end, time(), UTC)
 
 
-def iso_weeks(first: date, last: date) -> list[Window]:
-    week = Window.iso_week(first)
+def _up_to(window: Window, last: date, following: Callable[[Window], Window]) -> list[Window]:
+    """`window` and those following it, up to the one holding `last`."""
     out = []
-    while week.start <= last:
-        out.append(week)
-        week = Window(week.end, week.end + ONE_WEEK, "iso_week")
+    while window.start <= last:
+        out.append(window)
+        window = following(window)
     return out
+
+
+def iso_weeks(first: date, last: date) -> list[Window]:
+    return _up_to(
+        Window.iso_week(first), last, lambda week: Window(week.end, week.end + ONE_WEEK, "iso_week")
+    )
 
 
 def rolling_windows(first: date, last: date, days: int = 7) -> list[Window]:
@@ -88,12 +94,7 @@ def rolling_windows(first: date, last: date, days: int = 7) -> list[Window]:
 
 
 def months(first: date, last: date) -> list[Window]:
-    month = Window.month(first)
-    out = []
-    while month.start <= last:
-        out.append(month)
-        month = Window.month(month.end)
-    return out
+    return _up_to(Window.month(first), last, lambda month: Window.month(month.end))
 
 
 def windows(kind: WindowKind, first: date, last: date) -> list[Window]:

@@ -7,9 +7,11 @@ rules; the assertions name the alerts it must publish, and no others.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from tokenshare.schema.outputs import AlertMessage
 from tokenshare.schema.vocabulary import DIMENSIONS, SEGMENT_DIMENSIONS
 from tokenshare.streams.shares.backtest import backtest
 from tokenshare.streams.shares.config import RulesConfig, RulesConfigError, load_rules
-from tokenshare.streams.shares.engine import ShareEngine
+from tokenshare.streams.shares.engine import ShareEngine, same_findings
 from tokenshare.streams.shares.model import Alert
 from tokenshare.streams.shares.windows import DaySums
 
@@ -53,6 +55,12 @@ class Traffic:
                 (tokens if prompt is None else prompt) / 7,
                 dims,
             )
+
+    def split(self, shares: Iterable[float], a: dict[str, str], b: dict[str, str]) -> None:
+        """Week by week from the first: `share` of 100 tokens to `a`, the rest to `b`."""
+        for week, share in enumerate(shares):
+            self.week(week, share, a)
+            self.week(week, 100 - share, b)
 
     def day(
         self,
@@ -101,9 +109,9 @@ def test_hysteresis_fires_once_for_noise_and_again_past_the_band(tmp_path: Path)
         tmp_path,
     )
     t = Traffic()
-    for week, share in enumerate([46, 51, 49, 50.5, 47.5, 49.9, 50]):
-        t.week(week, share, {"category": "programming"})
-        t.week(week, 100 - share, {"category": "roleplay"})
+    t.split(
+        [46, 51, 49, 50.5, 47.5, 49.9, 50], {"category": "programming"}, {"category": "roleplay"}
+    )
     assert found(fire(cfg, t.closed())) == [
         ("2026-W07", "change", "programming above 50%"),
         ("2026-W10", "change", "programming below 50%"),
@@ -116,9 +124,7 @@ def test_baseline_is_reported_once_as_state(tmp_path: Path) -> None:
         '[[thresholds]]\ndimension = "reasoning"\nvalue = "reasoning"\nlevel = 0.5\n', tmp_path
     )
     t = Traffic()
-    for week in range(4):
-        t.week(week, 60 + week, {"reasoning": "reasoning"})
-        t.week(week, 40 - week, {"reasoning": "non-reasoning"})
+    t.split([60, 61, 62, 63], {"reasoning": "reasoning"}, {"reasoning": "non-reasoning"})
     engine = ShareEngine(cfg)
     (alert,) = engine.tick(t.closed()).alerts
     assert (alert.window.label, alert.kind, alert.severity) == ("2026-W06", "baseline", "info")
@@ -137,9 +143,7 @@ def test_one_alert_per_pair_movement(tmp_path: Path) -> None:
         tmp_path,
     )
     t = Traffic()
-    for week, china in enumerate([30, 32, 60, 61]):
-        t.week(week, china, CHINA_OPEN)
-        t.week(week, 100 - china, US_CLOSED)
+    t.split([30, 32, 60, 61], CHINA_OPEN, US_CLOSED)
     assert found(fire(cfg, t.closed())) == [
         ("2026-W08", "change", "China>US"),
         ("2026-W08", "change", "shift"),  # China up and US down: one alert
@@ -272,11 +276,11 @@ def test_catalog_gap_names_the_unknown_lab(tmp_path: Path) -> None:
 def test_keys_split_the_evaluation_exactly(tmp_path: Path) -> None:
     cfg = load_rules()
     t = Traffic()
-    for week, china in enumerate([30, 60, 40, 70]):
-        t.week(week, china, {**CHINA_OPEN, "category": "programming", "reasoning": "reasoning"})
-        t.week(
-            week, 100 - china, {**US_CLOSED, "category": "roleplay", "reasoning": "non-reasoning"}
-        )
+    t.split(
+        [30, 60, 40, 70],
+        {**CHINA_OPEN, "category": "programming", "reasoning": "reasoning"},
+        {**US_CLOSED, "category": "roleplay", "reasoning": "non-reasoning"},
+    )
     sums = t.closed()
     whole = {a.alert_id for a in ShareEngine(cfg).tick(sums).alerts}
     keys = cfg.keys()
@@ -292,9 +296,7 @@ def test_backtest_counts_and_flags(tmp_path: Path) -> None:
         tmp_path,
     )
     t = Traffic()
-    for week, china in enumerate([30, 40, 30, 40, 30]):
-        t.week(week, china, CHINA_OPEN)
-        t.week(week, 100 - china, US_CLOSED)
+    t.split([30, 40, 30, 40, 30], CHINA_OPEN, US_CLOSED)
     report = backtest(cfg, t.closed(), flag_share=0.5)
     by_name = {r.name: r for r in report.rules}
     assert (len(by_name["noisy"].alerts), by_name["noisy"].windows) == (4, 5)
@@ -302,3 +304,34 @@ def test_backtest_counts_and_flags(tmp_path: Path) -> None:
     assert [r.name for r in report.noisy] == ["noisy"]
     part = backtest(cfg, t.sums, first=MONDAY, last=MONDAY + timedelta(days=13))
     assert len({r.name: r for r in part.rules}["noisy"].alerts) == 1
+
+
+def test_same_findings_holds_until_a_window_closes_or_begins() -> None:
+    """A later event time finds nothing new exactly while no window closes or begins
+    in between: what the demo waits for before its last evaluation."""
+    cfg = load_rules()  # ISO weeks, and months for one rule; 24 hours of lateness
+    t = Traffic()
+    t.split([30, 60, 40, 70, 45], CHINA_OPEN, US_CLOSED)  # 2026-W06 .. 2026-W10
+    reached = datetime(2026, 3, 5, tzinfo=UTC)  # the Thursday of 2026-W10
+
+    def tick(at: datetime) -> tuple[list[AlertMessage], list[Any]]:
+        t.sums.max_ts = at
+        result = ShareEngine(cfg).tick(t.sums, now=datetime(2026, 6, 1, tzinfo=UTC))
+        return [a.message() for a in result.alerts], result.snapshots
+
+    now = tick(reached)
+    verdicts = []
+    for hours in range(0, 24 * 8, 7):
+        later = reached + timedelta(hours=hours)
+        verdicts.append(same_findings(cfg, reached, later))
+        if verdicts[-1]:
+            assert tick(later) == now, later
+    assert True in verdicts and False in verdicts
+    # 2026-W10 ends on Monday 9 March: final once the watermark (a day behind) gets there.
+    assert same_findings(cfg, reached, datetime(2026, 3, 8, 23, tzinfo=UTC))
+    assert not same_findings(cfg, reached, datetime(2026, 3, 10, 1, tzinfo=UTC))
+    assert tick(datetime(2026, 3, 10, 1, tzinfo=UTC)) != now
+    # Monday 9 March also begins 2026-W11 (a window the engine holds back till then).
+    assert not same_findings(
+        cfg, datetime(2026, 3, 8, 23, tzinfo=UTC), datetime(2026, 3, 9, 1, tzinfo=UTC)
+    )

@@ -251,27 +251,8 @@ def from_events(evs: list[dict[str, Any]]) -> dict[tuple[str, str, str], Windows
     days = [datetime.fromisoformat(e["ts"]).astimezone(UTC).date() for e in evs]
     last = max(days)
     for e, day in zip(evs, days, strict=True):
-        info = CATALOG.lookup(e["model"])
-        values = {
-            "origin_bloc": info.origin_bloc,
-            "origin_country": info.origin_country,
-            "author": info.author,
-            "model": info.model,
-            "weights": info.weights,
-            "size_class": info.size_class,
-            "reasoning": info.reasoning,
-            "category": e["category"] or UNIDENTIFIED,
-            "provider": e["provider"],
-            "region": e["region"] or UNIDENTIFIED,
-            "language": e["language"] or UNIDENTIFIED,
-        }
-        measures = (
-            e["prompt_tokens"] + e["completion_tokens"],
-            e["prompt_tokens"],
-            e["completion_tokens"],
-            1,
-            e["cost_usd"],
-        )
+        values = enriched(e)
+        measures = sums_of(e)[: len(MEASURES)]
         for dimension, value in values.items():
             add(out, dimension, "iso_week", iso_week(day), value, measures)
             for k in range(7):
@@ -282,6 +263,7 @@ def from_events(evs: list[dict[str, Any]]) -> dict[tuple[str, str, str], Windows
 
 
 def enriched(e: dict[str, Any]) -> dict[str, str]:
+    """Every dimension's value of one event, as the worker enriches it (recomputed)."""
     info = CATALOG.lookup(e["model"])
     return {
         "origin_bloc": info.origin_bloc,
@@ -298,6 +280,20 @@ def enriched(e: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def sums_of(e: dict[str, Any]) -> tuple[float, ...]:
+    """One event's amount of every sum, in SUMS order (the measures first)."""
+    return (
+        e["prompt_tokens"] + e["completion_tokens"],
+        e["prompt_tokens"],
+        e["completion_tokens"],
+        1,
+        e["cost_usd"],
+        e["reasoning_tokens"],
+        e["cached_tokens"],
+        1 if e["tool_calls"] else 0,
+    )
+
+
 def segment_weeks(
     evs: list[dict[str, Any]], segment: tuple[str, str] | None
 ) -> dict[tuple[str, str], Windows]:
@@ -309,16 +305,7 @@ def segment_weeks(
         if segment is not None and values[segment[0]] != segment[1]:
             continue
         week = iso_week(datetime.fromisoformat(e["ts"]).astimezone(UTC).date())
-        sums = (
-            e["prompt_tokens"] + e["completion_tokens"],
-            e["prompt_tokens"],
-            e["completion_tokens"],
-            1,
-            e["cost_usd"],
-            e["reasoning_tokens"],
-            e["cached_tokens"],
-            1 if e["tool_calls"] else 0,
-        )
+        sums = sums_of(e)
         for dimension, value in values.items():
             for name, amount in zip(SUMS, sums, strict=True):
                 cell = out.setdefault((dimension, name), {}).setdefault(week, {})
