@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -45,8 +46,9 @@ def bench(smoke: bool, only: str | None, out: Path | None, fresh_rate: int | Non
     Starts its own Kafka broker (free ports, temporary folder), loads one event
     set and measures: (a) the raw consumer limit, (b) Faust baselines,
     (c) the worker and store end to end, (d) producers, (e) the ClickHouse
-    sink, (f) freshness at a fixed load, (g) peak memory; then profiles the
-    worker's hot path. Prints every figure with ratios against the baselines
+    sink, (f) freshness at a fixed load, (g) peak memory, the peers (sentry-arroyo,
+    Quix Streams) and the consume-and-store floors; then profiles the worker's
+    hot path. Prints every figure with ratios against the baselines
     of the same run and marks the targets met or missed.
     """
     from tokenshare.bench.config import parse_only, sizes_for
@@ -58,6 +60,9 @@ def bench(smoke: bool, only: str | None, out: Path | None, fresh_rate: int | Non
     except ValueError as exc:
         fail(str(exc), "pass --only with a comma-separated list, e.g. --only a,c")
     target = out if out is not None or smoke else DEFAULT_OUT
+    # A SIGTERM (a timeout, a supervisor) unwinds like Ctrl-C: the broker and every
+    # process the bench started are stopped, none is left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # Producers and the sink measured in this process run as the CLI runs them.
     tune_for_throughput()
     result = run_bench(

@@ -4,9 +4,9 @@ the event set, the loaded topics, and every child process (stopped on exit)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Literal
 
 from tokenshare.bench.config import Sizes
+from tokenshare.bench.cpu import RunCost
 from tokenshare.bench.events import EventSet
 from tokenshare.bench.ui import Ui
 from tokenshare.localstack import LocalKafka
@@ -36,10 +37,11 @@ class Load:
     events: int
     messages: int
     seconds: float
+    cpu_s: float  # the bench process's CPU while producing (validation, kafka-python's sender)
 
     @property
-    def rate(self) -> float:
-        return self.events / self.seconds
+    def cost(self) -> RunCost:
+        return RunCost(self.events, self.seconds, self.cpu_s)
 
 
 class BenchEnv:
@@ -90,14 +92,26 @@ class BenchEnv:
         self.children.append(proc)
         return proc
 
-    def spawn_module(self, module: str, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        """`python -m <module> <args>` (the Faust baselines), tracked for cleanup."""
+    def spawn_python(
+        self,
+        python: str,
+        module: str,
+        args: list[str],
+        log: Path,
+        pythonpath: str | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """`<python> -m <module> <args>` (a peer in its own virtualenv, a floor), tracked
+        for cleanup. `pythonpath`: where that interpreter finds tokenshare."""
         log.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if pythonpath is not None:
+            env["PYTHONPATH"] = pythonpath
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", module, *args],
+                [python, "-m", module, *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env=env,
                 start_new_session=True,
             )
         self.children.append(proc)
@@ -157,25 +171,25 @@ class BenchEnv:
         with EventProducer(settings) as producer:
             if kind == "single":
                 chosen = events.events[: self.sizes.single_events]
-                started = time.perf_counter()
+                started, cpu0 = time.perf_counter(), time.process_time()
                 for event in chosen:
                     producer.send(event)
                 producer.flush()
                 count = len(chosen)
             else:
                 chunks = events.chunks(self.sizes.batch)
-                started = time.perf_counter()
+                started, cpu0 = time.perf_counter(), time.process_time()
                 for chunk in chunks:
                     producer.send_batch(chunk)
                 producer.flush()
                 count = len(events)
-            seconds = time.perf_counter() - started
+            seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu0
             stats = producer.stats
         if stats.failed or stats.acked != count:
             raise RuntimeError(
                 f"loading {settings.events_topic}: {stats.acked:,} of {count:,} events acked, "
                 f"{stats.failed:,} failed: {stats.errors[:3]}"
             )
-        load = Load(settings, kind, count, stats.messages, seconds)
+        load = Load(settings, kind, count, stats.messages, seconds, cpu_s)
         self.loads[key] = load
         return load

@@ -15,12 +15,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from tokenshare.bench.config import TITLES
+from tokenshare.bench.cpu import RunCost
 from tokenshare.bench.env import BenchEnv, Kind
-from tokenshare.bench.report import Section, rate_figure
+from tokenshare.bench.report import Section, cost_figures
 
 
-async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 300) -> float:
-    """Events/s from the first fetched record to the last event aggregated."""
+async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 300) -> RunCost:
+    """Events/s and CPU seconds (this process: the loop is its only work while it
+    runs) from the first fetched record to the last event aggregated."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -35,13 +37,14 @@ async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 30
         totals: dict[tuple[str, str], int] = {}
         seen = 0
         first: float | None = None
+        cpu0 = 0.0
         deadline = time.monotonic() + timeout
         while seen < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the limit loop saw {seen:,} of {expected:,} events")
             batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
             if batches and first is None:
-                first = time.perf_counter()
+                first, cpu0 = time.perf_counter(), time.process_time()
             for records in batches.values():
                 for record in records:
                     doc = orjson.loads(record.value)
@@ -52,7 +55,7 @@ async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 30
                         )
                         seen += 1
         assert first is not None
-        return seen / (time.perf_counter() - first)
+        return RunCost(seen, time.perf_counter() - first, time.process_time() - cpu0)
     finally:
         await consumer.stop()
 
@@ -66,7 +69,7 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
     )
     for kind, events in kinds:
         load = env.topic(kind, 1)
-        runs = []
+        runs: list[RunCost] = []
         for run in range(1, sizes.runs + 1):
             env.ui.step(f"a. raw limit, {kind} messages, run {run}/{sizes.runs}")
             runs.append(
@@ -74,9 +77,10 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
             )
             env.ui.advance()
         per = f"{sizes.batch} events per message" if kind == "batched" else "one event per message"
-        section.add(kind, rate_figure(f"raw loop, {per} ({events:,} events)", runs))
+        cost_figures(section, kind, f"raw loop, {per} ({events:,} events)", runs)
     section.ratio("batched / single messages", section.value("batched"), section.value("single"))
     section.notes.append(
-        "a fresh consumer group per run; timed from the first fetched record to the last event"
+        "a fresh consumer group per run, in the bench's own process; timed from the first "
+        "fetched record to the last event; CPU is the process's time over the same span"
     )
     return section

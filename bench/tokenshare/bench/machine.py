@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from tokenshare.bench.venvs import ARROYO, QUIX
 from tokenshare.localstack.kafka import KAFKA_VERSION
 
 PACKAGES = ("faust-streaming", "aiokafka", "kafka-python", "clickhouse-connect", "chdb")
@@ -63,6 +64,7 @@ def describe(command: str, started: datetime, load_before: str) -> str:
         ("Kafka", f"{KAFKA_VERSION} (single KRaft broker on loopback, started by the bench)"),
     ]
     rows += [(name, package_version(name)) for name in PACKAGES + MORE_PACKAGES]
+    rows += [(f"{p.name} (peer)", f"{p.version} (own virtualenv)") for p in (ARROYO, QUIX)]
     lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines) + "\n"
 

@@ -1,93 +1,109 @@
-"""b. Peer baselines: the two Faust apps, each in its own process, on the same topic.
+"""b. The peers: sentry-arroyo and Quix Streams doing tokenshare's job.
 
-Both read producer run 1's single-event topic (one event per message, as a
-per-event Faust agent expects) from the start, in a fresh consumer group, and
-time from their first event to their last. The idiomatic windowed app is slow,
-so it gets a slice of the topic; its rate is still comparable.
+Each validates and enriches with tokenshare's own code and stores into
+tokenshare's own raw_events (projection and daily_rollup view included) in an
+embedded chDB of its own (`tokenshare.bench.peer_job`), in its own
+virtualenv (`tokenshare.bench.venvs`) and its own process, on the same
+loaded topics as tokenshare's full path (batched and single-event messages).
+Timed by its consumer group's committed offsets, CPU from /proc, stored
+count checked at the end (`tokenshare.bench.jobs`).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-import orjson
-
+from tokenshare.bench import venvs
 from tokenshare.bench.config import TITLES
-from tokenshare.bench.env import PARTITIONS, BenchEnv
-from tokenshare.bench.report import Section, rate_figure
-
-APPS = {
-    "windowed": "tokenshare.bench.faust_windowed",
-    "plain": "tokenshare.bench.faust_plain",
-}
+from tokenshare.bench.cpu import RunCost
+from tokenshare.bench.env import BenchEnv, Kind
+from tokenshare.bench.groups import GroupTimeout
+from tokenshare.bench.jobs import JobError, JobSpec, timed_job
+from tokenshare.bench.report import Section, cost_figures
 
 
-def run_app(env: BenchEnv, which: str, topic: str, events: int, run: int) -> dict[str, float]:
-    """One run of one baseline; returns its result document."""
-    name = f"{which}-{run}-{uuid.uuid4().hex[:6]}"
-    folder = env.home / "faust" / name
-    folder.mkdir(parents=True)
-    result = folder / "result.json"
-    args = [
-        "--bootstrap", env.kafka.bootstrap, "--topic", topic, "--events", str(events),
-        "--app-id", f"bench-{name}", "--partitions", str(PARTITIONS),
-        "--datadir", str(folder / "data"), "--result", str(result),
-    ]  # fmt: skip
-    log = env.logs / f"faust-{name}.log"
-    proc = env.spawn_module(APPS[which], args, log)
-    # Generous: 60 events/s would be 7x slower than the slowest expected rate.
-    deadline = time.monotonic() + 120 + events / 60
-    try:
-        while not result.exists():
-            if proc.poll() is not None:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-                raise RuntimeError(f"Faust baseline {which} exited ({proc.returncode}):\n{tail}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Faust baseline {which} did not finish {events:,} events")
-            time.sleep(0.1)
-        doc: dict[str, float] = orjson.loads(result.read_bytes())
-        return doc
-    finally:
-        env.stop(proc, timeout=15)
+@dataclass(frozen=True, slots=True)
+class PeerRun:
+    key: str  # figure key prefix
+    name: str  # in ratios
+    peer: venvs.Peer
+    args: tuple[str, ...]
+    what: str  # in figure labels
+
+
+PEERS: tuple[PeerRun, ...] = (
+    PeerRun(
+        "arroyo",
+        "arroyo",
+        venvs.ARROYO,
+        (),
+        "RunTask(validate + enrich) -> BatchStep -> RunTask(insert_arrow) -> CommitOffsets",
+    ),
+    PeerRun(
+        "quix_windowed",
+        "Quix windowed",
+        venvs.QUIX,
+        ("--variant", "windowed"),
+        "rows -> BatchingSink(insert_arrow), + 1-day tumbling window by origin bloc",
+    ),
+    PeerRun(
+        "quix_plain",
+        "Quix no window",
+        venvs.QUIX,
+        ("--variant", "plain"),
+        "rows -> BatchingSink(insert_arrow), no window",
+    ),
+)
+PEER_NAMES = {p.key: p.name for p in PEERS}
+KINDS: tuple[Kind, ...] = ("batched", "single")
 
 
 def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
     section = Section("b", TITLES["b"])
     sizes = env.sizes
-    topic = env.topic("single", 1).settings.events_topic
-    slices = {"windowed": sizes.faust_windowed_events, "plain": sizes.faust_plain_events}
-    labels = {
-        "windowed": "b1. idiomatic Faust: Record per event, hopping 7-day windowed table by model",
-        "plain": "b2. plain Faust agent: raw messages, orjson.loads, dict aggregation",
-    }
-    startups: list[float] = []
-    for which in ("windowed", "plain"):
-        runs = []
-        for run in range(1, sizes.runs + 1):
-            env.ui.step(f"b. Faust {which}, {slices[which]:,} events, run {run}/{sizes.runs}")
-            doc = run_app(env, which, topic, slices[which], run)
-            runs.append(float(doc["rate"]))
-            startups.append(float(doc["startup"]))
-            env.ui.advance()
-        section.add(which, rate_figure(f"{labels[which]} ({slices[which]:,} events)", runs))
-    limit = done.get("a")
-    raw_single = limit.value("single") if limit else None
-    section.ratio(
-        "plain agent / idiomatic windowed app", section.value("plain"), section.value("windowed")
-    )
-    if raw_single is not None:
+    pythons: dict[str, str] = {}
+    for peer in dict.fromkeys(p.peer for p in PEERS):
+        env.ui.step(f"b. virtualenv of {peer.label} (made once, then cached)")
+        pythons[peer.name] = str(venvs.ensure(peer, env.logs / f"venv-{peer.name}.log"))
+    path = venvs.pythonpath()
+    failed: list[str] = []
+    for p in PEERS:
+        spec = JobSpec(p.key, pythons[p.peer.name], p.peer.module, p.args, path)
+        for kind in KINDS:
+            costs: list[RunCost] = []
+            try:
+                for run in range(1, sizes.runs + 1):
+                    env.ui.step(f"b. {p.name}, {kind} messages, run {run}/{sizes.runs}")
+                    load = env.topic(kind, run)
+                    costs.append(timed_job(env, spec, load, sizes.sink_flush_rows))
+                    env.ui.advance()
+            except (JobError, GroupTimeout) as exc:  # one peer failing leaves the others' figures
+                failed.append(f"{p.name}, {kind}: {exc}")
+                continue
+            events = sizes.events if kind == "batched" else sizes.single_events
+            per = f"{sizes.batch} per message" if kind == "batched" else "one per message"
+            cost_figures(
+                section,
+                f"{p.key}_{kind}",
+                f"{p.peer.label}: {p.what}; {events:,} events, {per}",
+                costs,
+            )
+    section.error = "\n".join(failed)
+    for kind in KINDS:
         section.ratio(
-            "raw limit (single messages) / plain agent", raw_single, section.value("plain")
-        )
-        section.ratio(
-            "raw limit (single messages) / idiomatic windowed app",
-            raw_single,
-            section.value("windowed"),
+            f"arroyo / Quix windowed, {kind}",
+            section.value(f"arroyo_{kind}"),
+            section.value(f"quix_windowed_{kind}"),
         )
     section.notes.append(
-        f"each run is a separate process reading one-event messages (EventProducer.send) from "
-        f"the start; Faust start-up ({min(startups):.1f}-{max(startups):.1f} s) is not timed"
+        f"inserts of up to {sizes.sink_flush_rows:,} rows or 1 s (arroyo: BatchStep; Quix: "
+        "checkpoint every that many messages' rows or 1 s); arroyo commits after every insert "
+        "(commit policy IMMEDIATE), Quix after every checkpoint"
+    )
+    section.notes.append(
+        "each run a separate process in its peer's virtualenv, in a fresh consumer group; clock "
+        "from the group's stable assignment to its commit of the topic's last offset; CPU is the "
+        "process's user + system seconds over that time (embedded chDB included, broker not)"
     )
     return section

@@ -2,23 +2,18 @@
 
 Started with `tokenshare.processes.spawn`, settings in the environment, the
 same commands an operator runs. Watched from outside: the ingest group's
-committed offsets (the worker alone), the store's `raw_events` count (the
-full path) and each process's peak RSS.
+committed offsets (the worker alone), the store group's committed offsets
+(the full path), each process's CPU time and peak RSS.
 """
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from kafka import TopicPartition
-
-from tokenshare import kafka_clients
 from tokenshare.bench.env import BenchEnv
+from tokenshare.bench.groups import GroupWatch
 from tokenshare.processes import wait_until
 from tokenshare.settings import Settings
 from tokenshare.sinks.owner import data_path_of, read_owner
@@ -36,11 +31,7 @@ class Pipeline:
         self.name = name
         self.store: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
-        self.admin = kafka_clients.admin(settings, client_id=f"bench-{name}-watch")
-        self.consumer = kafka_clients.consumer(settings, client_id=f"bench-{name}-watch")
-        self.partitions = [
-            TopicPartition(settings.events_topic, p) for p in range(settings.partitions)
-        ]
+        self.watch = GroupWatch(settings, name)
 
     def __enter__(self) -> Pipeline:
         return self
@@ -67,18 +58,15 @@ class Pipeline:
     def start_worker(self, timeout: float = 120) -> float:
         """Start the worker; returns when (monotonic) its ingest group got its partitions."""
         self.worker = self.env.spawn(self.settings, ["worker"], self.log("worker"))
-        group = self.settings.ingest_group
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check()
-            try:
-                state = self.admin.describe_groups([group]).get(group, {})
-            except Exception:  # coordinator not there yet: retry
-                state = {}
-            if state.get("group_state") == "Stable" and state.get("members"):
-                return time.monotonic()
-            time.sleep(0.02)
-        raise PipelineError(f"the worker of {self.name} did not join its group in {timeout:.0f}s")
+        return self.watch.wait_stable(self.settings.ingest_group, timeout, self.check)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {
+            what: proc.pid
+            for what, proc in (("worker", self.worker), ("store", self.store))
+            if proc is not None
+        }
 
     def check(self) -> None:
         """Raise with the log tail if the store or the worker died."""
@@ -90,14 +78,18 @@ class Pipeline:
                 )
 
     def end_offsets(self) -> int:
-        ends: dict[Any, int] = self.consumer.end_offsets(self.partitions)
-        return sum(ends.values())
+        return self.watch.end_offsets(self.settings.events_topic)
 
     def committed(self) -> int:
         """Events-topic messages the ingest group has committed."""
-        group = self.settings.ingest_group
-        offsets = self.admin.list_group_offsets({group: self.partitions}).get(group, {})
-        return sum(max(int(o.offset), 0) for o in offsets.values())
+        return self.watch.committed(self.settings.ingest_group, self.settings.events_topic)
+
+    def rows_end(self) -> int:
+        return self.watch.end_offsets(self.settings.rows_topic)
+
+    def store_committed(self) -> int:
+        """Rows-topic messages the store group has committed (stored, then committed)."""
+        return self.watch.committed(self.settings.store_group, self.settings.rows_topic)
 
     def count(self, table: str = "raw_events") -> int:
         db = self.settings.clickhouse_database
@@ -116,9 +108,7 @@ class Pipeline:
         for proc in (self.worker, self.store):
             if proc is not None:
                 self.env.stop(proc)
-        for client in (self.admin, self.consumer):
-            with contextlib.suppress(Exception):
-                client.close()
+        self.watch.close()
 
 
 def status_kib(pid: int, field: str) -> int:

@@ -9,37 +9,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tokenshare.bench.config import TITLES
+from tokenshare.bench.cpu import RunCost
 from tokenshare.bench.env import BenchEnv
-from tokenshare.bench.report import Section, rate_figure
+from tokenshare.bench.report import Section, cost_figures
 
 
 def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
     section = Section("d", TITLES["d"])
     sizes = env.sizes
-    rates: dict[str, list[float]] = {"single": [], "batched": []}
+    costs: dict[str, list[RunCost]] = {"single": [], "batched": []}
     for run in range(1, sizes.runs + 1):
         for kind in ("single", "batched"):
             env.ui.step(f"d. producer, {kind}, run {run}/{sizes.runs}")
             load = env.topic(kind, run)
-            rates[kind].append(load.rate)
+            costs[kind].append(load.cost)
             env.ui.advance()
-    section.add(
+    cost_figures(
+        section,
         "single",
-        rate_figure(
-            f"EventProducer.send, one event per message ({sizes.single_events:,} events)",
-            rates["single"],
-        ),
+        f"EventProducer.send, one event per message ({sizes.single_events:,} events)",
+        costs["single"],
     )
-    section.add(
+    cost_figures(
+        section,
         "batched",
-        rate_figure(
-            f"EventProducer.send_batch, {sizes.batch} per message ({sizes.events:,} events)",
-            rates["batched"],
-        ),
+        f"EventProducer.send_batch, {sizes.batch} per message ({sizes.events:,} events)",
+        costs["batched"],
     )
     section.ratio("batched / single", section.value("batched"), section.value("single"))
     section.notes.append(
         "acks=all, idempotent, every event validated against the contract before sending; "
-        "timed from the first send to the flush that saw every ack"
+        "timed from the first send to the flush that saw every ack; CPU is the bench "
+        "process's over the same span"
     )
     return section

@@ -13,6 +13,8 @@ from typing import Literal
 
 from rich.table import Table
 
+from tokenshare.bench.cpu import RunCost
+
 Op = Literal[">=", "<", "<="]
 
 
@@ -82,6 +84,8 @@ class Target:
         return self.value <= self.threshold
 
     def verdict(self) -> str:
+        """Met or missed, with the measured value against the threshold, and for a
+        miss the gap: how far short of a floor, or over a limit."""
         met = self.met
         if met is None:
             return "not measured"
@@ -89,8 +93,12 @@ class Target:
         if self.threshold == 0:
             return "met" if met else "missed"
         share = self.value / self.threshold
-        how = f"{share:.2f}x the {'target' if self.op == '>=' else 'limit'}"
-        return f"{'met' if met else 'missed'} ({how})"
+        floor = self.op == ">="
+        how = f"{share:.2f}x the {'target' if floor else 'limit'}"
+        if met:
+            return f"met ({how})"
+        gap = (1 - share) if floor else (share - 1)
+        return f"missed ({how}: {gap:.0%} {'short' if floor else 'over'})"
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -100,6 +108,22 @@ def median(values: Sequence[float]) -> float | None:
 def rate_figure(label: str, runs: Sequence[float], note: str = "") -> Figure:
     """A throughput figure: the median of its runs, in events/s."""
     return Figure(label, median(runs), "events/s", list(runs), note)
+
+
+#: CPU is reported per this many stored events (the issue's unit) and per million.
+CPU_UNITS: tuple[tuple[str, int], ...] = (("cpu", 200_000), ("cpu_m", 1_000_000))
+
+
+def cost_figures(section: Section, key: str, label: str, costs: Sequence[RunCost]) -> None:
+    """A run kind's figures: median events/s, and median CPU seconds of its processes
+    per 200k and per million stored events (every run listed)."""
+    section.add(key, rate_figure(label, [c.rate for c in costs]))
+    for suffix, per in CPU_UNITS:
+        runs = [c.cpu_per(per) for c in costs]
+        section.add(
+            f"{key}_{suffix}",
+            Figure(f"{label}: CPU per {per:,} stored events", median(runs), "CPU s", runs),
+        )
 
 
 def fmt(value: float | None, unit: str, *, bare: bool = False) -> str:
@@ -112,6 +136,8 @@ def fmt(value: float | None, unit: str, *, bare: bool = False) -> str:
         text = f"{value:,.0f}"
     elif unit == "s":
         text = f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    elif unit == "CPU s":
+        text = f"{value:,.2f}"
     elif unit in ("MiB", "events"):
         text = f"{value:,.0f}"
     else:

@@ -12,13 +12,25 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tokenshare.bench import freshness, hotpath, limit, memory, peers, producers, sink, worker
+from tokenshare.bench import (
+    floors,
+    freshness,
+    hotpath,
+    limit,
+    memory,
+    peers,
+    producers,
+    sink,
+    worker,
+)
 from tokenshare.bench.config import TITLES, Sizes
 from tokenshare.bench.env import BenchEnv
 from tokenshare.bench.machine import describe, load_average, now
 from tokenshare.bench.report import (
+    Op,
     Section,
     Target,
+    fmt,
     section_markdown,
     section_table,
     targets_markdown,
@@ -30,6 +42,7 @@ Measure = Callable[[BenchEnv, Mapping[str, Section]], Section]
 
 MEASURES: dict[str, Measure] = {
     "a": limit.measure,
+    "floor": floors.measure,
     "b": peers.measure,
     "c": worker.measure,
     "d": producers.measure,
@@ -56,7 +69,8 @@ class BenchRun:
 
 
 def steps(key: str, sizes: Sizes) -> int:
-    return {"f": 1, "g": 2, "profile": 1}.get(key, 2 * sizes.runs)
+    jobs = {"floor": 2 * 2, "b": len(peers.PEERS) * 2}  # tables or peers, times two kinds
+    return {"f": 1, "g": 2, "profile": 1}.get(key, jobs.get(key, 2) * sizes.runs)
 
 
 def run_bench(
@@ -106,36 +120,44 @@ def _div(num: float | None, den: float | None) -> float | None:
 
 
 def build_targets(sections: Mapping[str, Section], sizes: Sizes) -> list[Target]:
+    """Issue 14's targets, every one from figures of this run."""
+
     def v(key: str, figure: str) -> float | None:
         return _value(sections, key, figure)
+
+    def ratio(label: str, num: tuple[str, str], den: tuple[str, str], op: Op, x: float) -> Target:
+        return Target(label, _div(v(*num), v(*den)), op, x, "x")
 
     rss = sections["g"].ratio_values if "g" in sections else {}
     p99s = [p for p in (v("f", "raw_p99"), v("f", "rollup_p99")) if p is not None]
     first, last = sizes.memory_checkpoints
+    full_b, full_s = ("c", "batched_full"), ("c", "single_full")
     return [
-        Target("worker batched, full path", v("c", "batched_full"), ">=", 150_000, "events/s"),
-        Target("worker batched, worker alone", v("c", "batched_alone"), ">=", 150_000, "events/s"),
-        Target(
-            "worker batched full path / raw limit",
-            _div(v("c", "batched_full"), v("a", "batched")),
-            ">=",
-            0.5,
-            "x",
+        ratio(
+            "full path batched / floor (consume + insert_arrow into raw_events) batched",
+            full_b, ("floor", "raw_events_batched"), ">=", 0.8,
         ),
-        Target("worker single-event, full path", v("c", "single_full"), ">=", 25_000, "events/s"),
-        Target(
-            "worker single-event full path / plain Faust agent",
-            _div(v("c", "single_full"), v("b", "plain")),
-            ">=",
-            4,
-            "x",
+        ratio("full path batched / arroyo batched", full_b, ("b", "arroyo_batched"), ">=", 1.5),
+        ratio("full path single / arroyo single", full_s, ("b", "arroyo_single"), ">=", 2.5),
+        ratio(
+            "full path batched / Quix windowed batched",
+            full_b, ("b", "quix_windowed_batched"), ">=", 4,
         ),
-        Target(
-            "worker single-event full path / idiomatic Faust windowed app",
-            _div(v("c", "single_full"), v("b", "windowed")),
-            ">=",
-            100,
-            "x",
+        ratio(
+            "full path single / Quix windowed single",
+            full_s, ("b", "quix_windowed_single"), ">=", 4,
+        ),
+        ratio(
+            "CPU s per million stored events, full path batched / arroyo batched",
+            ("c", "batched_full_cpu_m"), ("b", "arroyo_batched_cpu_m"), "<=", 1.0,
+        ),
+        ratio(
+            "CPU s per million stored events, full path single / arroyo single",
+            ("c", "single_full_cpu_m"), ("b", "arroyo_single_cpu_m"), "<=", 1.0,
+        ),
+        ratio(
+            "worker alone batched / raw loop batched",
+            ("c", "batched_alone"), ("a", "batched"), ">=", 0.5,
         ),
         Target("producer, single events", v("d", "single"), ">=", 20_000, "events/s"),
         Target(
@@ -144,6 +166,13 @@ def build_targets(sections: Mapping[str, Section], sizes: Sizes) -> list[Target]
             ">=",
             200_000,
             "events/s",
+        ),
+        Target(
+            "share stage: cost per tick at 4x the events / at 1x (same keys and days)",
+            v("shares", "tick_ratio"),
+            "<=",
+            1.25,
+            "x",
         ),
         Target(
             f"freshness p99 at {sizes.fresh_rate:,} events/s (worse of raw_events, daily_rollup)",
@@ -166,7 +195,53 @@ def build_targets(sections: Mapping[str, Section], sizes: Sizes) -> list[Target]
             1.2,
             "x",
         ),
+    ]  # fmt: skip
+
+
+#: The comparison table: (pipeline, section, figure key prefix of batched and single runs).
+COMPARED: tuple[tuple[str, str, str, str], ...] = (
+    ("tokenshare worker + store (full path)", "c", "batched_full", "single_full"),
+    ("tokenshare worker alone", "c", "batched_alone", "single_alone"),
+    *(
+        (f"{p.peer.label}: {p.what}", "b", f"{p.key}_batched", f"{p.key}_single")
+        for p in peers.PEERS
+    ),
+    ("raw aiokafka + orjson + dict loop", "a", "batched", "single"),
+    *(
+        (f"floor: {what}", "floor", f"{table}_batched", f"{table}_single")
+        for table, what in floors.TABLES.items()
+    ),
+    ("producer (EventProducer)", "d", "batched", "single"),
+)
+
+
+def comparison_markdown(sections: Mapping[str, Section], sizes: Sizes) -> str:
+    """Every pipeline of the run side by side: rates and CPU per stored event."""
+    lines = [
+        "## Pipelines side by side",
+        "",
+        f"Medians of this run; batched: {sizes.batch} events per message. CPU: user + system "
+        "seconds of the pipeline's own processes (the broker excluded).",
+        "",
+        "| pipeline | batched events/s | single events/s | CPU s per 200k, batched "
+        "| CPU s per million, batched | CPU s per million, single |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    for label, key, batched, single in COMPARED:
+        if key not in sections:
+            continue
+        cells = [
+            fmt(_value(sections, key, figure), unit, bare=True)
+            for figure, unit in (
+                (batched, "events/s"),
+                (single, "events/s"),
+                (f"{batched}_cpu", "CPU s"),
+                (f"{batched}_cpu_m", "CPU s"),
+                (f"{single}_cpu_m", "CPU s"),
+            )
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 INTRO = """\
@@ -197,6 +272,7 @@ def render(
         f"Whole run: {seconds / 60:.1f} min; {sizes.runs} run(s) per throughput figure; "
         f"event set of {sizes.events:,} events.\n",
         targets_markdown(targets),
+        comparison_markdown(sections, sizes),
     ]
     parts += [section_markdown(section) for section in sections.values()]
     return "\n".join(parts)

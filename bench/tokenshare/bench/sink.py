@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from tokenshare.bench.config import TITLES
 from tokenshare.bench.env import PARTITIONS, BenchEnv
+from tokenshare.bench.peer_job import plain_table
 from tokenshare.bench.report import Figure, Section, median
 from tokenshare.schema.catalog import Catalog
 from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
@@ -52,22 +53,6 @@ def flushes(batches: list[RowBatch], rows: int) -> list[list[RowBatch]]:
         groups[-1].append(batch)
         size += len(batch)
     return groups
-
-
-def plain_table(client: Client, source_db: str, db: str) -> str:
-    """A MergeTree table with raw_events' written columns and nothing else."""
-    types: dict[str, str] = {
-        str(name): str(kind)
-        for name, kind in client.query(
-            "SELECT name, type FROM system.columns WHERE database = {db:String} "
-            "AND table = 'raw_events'",
-            parameters={"db": source_db},
-        ).result_rows
-    }
-    columns = ", ".join(f"`{name}` {types[name]}" for name in ROW_COLUMNS)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client.command(f"CREATE TABLE {db}.plain ({columns}) ENGINE = MergeTree ORDER BY ts")
-    return f"{db}.plain"
 
 
 def insert_all(client: Client, table: str, flushes: list[list[list[Any]]]) -> float:

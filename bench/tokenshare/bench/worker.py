@@ -2,55 +2,64 @@
 
 Per run: a fresh store (own ClickHouse data path) and a fresh worker on an
 events topic the producer filled beforehand. The clock starts when the
-worker's ingest consumer group has its partitions (it fetches at once), and
-stops when the ingest group has committed every message (the worker alone)
-and when the store's raw_events count equals the events (the full path).
+worker's ingest consumer group has its partitions (it fetches at once). The
+worker alone is done when the ingest group has committed every message; the
+full path when, after that, the store group has committed every message of
+the rows topic (the store commits only what it stored). Nothing queries the
+store while it works; its raw_events count is checked once, at the end, and
+must equal the events sent. CPU: user + system seconds of the worker's
+process tree (worker alone), and of the worker's and the store's (full path),
+from the clock start to each end.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from tokenshare.bench.config import TITLES
+from tokenshare.bench.cpu import CpuMeter, RunCost
 from tokenshare.bench.env import BenchEnv, Kind
+from tokenshare.bench.peers import PEER_NAMES
 from tokenshare.bench.pipeline import Pipeline, PipelineError
-from tokenshare.bench.report import Section, rate_figure
+from tokenshare.bench.report import Section, cost_figures
 
 
-def timed_run(env: BenchEnv, kind: Kind, run: int) -> tuple[float, float]:
-    """(worker alone, full path) events/s of one run."""
+def timed_run(env: BenchEnv, kind: Kind, run: int) -> tuple[RunCost, RunCost]:
+    """(worker alone, full path) of one run."""
     load = env.topic(kind, run)
     with Pipeline(env, load.settings, f"c-{kind}-{run}") as pipeline:
         pipeline.start_store()
         end = pipeline.end_offsets()
         t0 = pipeline.start_worker()
-        alone: float | None = None
-        full: float | None = None
+        meter = CpuMeter(pipeline.pids.values())
+        meter.start()
+        pids = pipeline.pids
         deadline = t0 + max(300.0, load.events / 1_000)
-        while alone is None or full is None:
-            now = time.monotonic()
-            if now > deadline:
-                raise PipelineError(
-                    f"{kind} run {run}: not done after {now - t0:.0f}s "
-                    f"(committed {pipeline.committed():,}/{end:,} messages, "
-                    f"stored {pipeline.count():,}/{load.events:,} events)"
-                )
-            pipeline.check()
-            if alone is None and pipeline.committed() >= end:
-                alone = time.monotonic() - t0
-            if full is None and pipeline.count() >= load.events:
-                full = time.monotonic() - t0
-            time.sleep(0.05)
-    return load.events / alone, load.events / full
+        watch, settings = pipeline.watch, pipeline.settings
+        t_alone = watch.wait_committed(
+            settings.ingest_group, settings.events_topic, end, deadline, pipeline.check
+        )
+        cpu_alone = meter.read()[pids["worker"]]
+        rows_end = pipeline.rows_end()
+        t_full = watch.wait_committed(
+            settings.store_group, settings.rows_topic, rows_end, deadline, pipeline.check
+        )
+        cpu_full = sum(meter.read().values())
+        stored = pipeline.count()
+    if stored != load.events:
+        raise PipelineError(f"{kind} run {run}: stored {stored:,} of {load.events:,} events")
+    return (
+        RunCost(load.events, t_alone - t0, cpu_alone),
+        RunCost(load.events, t_full - t0, cpu_full),
+    )
 
 
 def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
     section = Section("c", TITLES["c"])
     sizes = env.sizes
     for kind in ("batched", "single"):
-        alone_runs: list[float] = []
-        full_runs: list[float] = []
+        alone_runs: list[RunCost] = []
+        full_runs: list[RunCost] = []
         for run in range(1, sizes.runs + 1):
             env.ui.step(f"c. worker + store, {kind} messages, run {run}/{sizes.runs}")
             alone, full = timed_run(env, kind, run)
@@ -59,13 +68,14 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
             env.ui.advance()
         events = sizes.events if kind == "batched" else sizes.single_events
         per = f"{sizes.batch} events per message" if kind == "batched" else "one event per message"
-        section.add(
+        cost_figures(
+            section,
             f"{kind}_full",
-            rate_figure(f"full path, {per} ({events:,} events): stored in ClickHouse", full_runs),
+            f"full path, {per} ({events:,} events): stored and committed by the store",
+            full_runs,
         )
-        section.add(
-            f"{kind}_alone",
-            rate_figure(f"worker alone, {per}: ingest group lag 0", alone_runs),
+        cost_figures(
+            section, f"{kind}_alone", f"worker alone, {per}: ingest group lag 0", alone_runs
         )
     limit, peers = done.get("a"), done.get("b")
     if limit is not None:
@@ -78,21 +88,30 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
         section.ratio(
             "full path single / raw limit single", section.value("single_full"), raw_single
         )
-    if peers is not None:
-        plain, windowed = peers.value("plain"), peers.value("windowed")
-        section.ratio("full path single / plain Faust agent", section.value("single_full"), plain)
+    floors = done.get("floor")
+    if floors is not None:
         section.ratio(
-            "worker alone single / plain Faust agent", section.value("single_alone"), plain
-        )
-        section.ratio(
-            "full path single / idiomatic Faust windowed app",
-            section.value("single_full"),
-            windowed,
-        )
-        section.ratio(
-            "full path batched / idiomatic Faust windowed app",
+            "full path batched / floor (consume + insert_arrow into raw_events)",
             section.value("batched_full"),
-            windowed,
+            floors.value("raw_events_batched"),
+        )
+        section.ratio(
+            "full path single / floor (consume + insert_arrow into raw_events)",
+            section.value("single_full"),
+            floors.value("raw_events_single"),
+        )
+    if peers is not None:
+        for kind in ("batched", "single"):
+            for peer, name in PEER_NAMES.items():
+                section.ratio(
+                    f"full path {kind} / {name} {kind}",
+                    section.value(f"{kind}_full"),
+                    peers.value(f"{peer}_{kind}"),
+                )
+        section.ratio(
+            "CPU per stored event, full path batched / arroyo batched",
+            section.value("batched_full_cpu_m"),
+            peers.value("arroyo_batched_cpu_m"),
         )
     section.ratio(
         "full path batched / single",
@@ -102,6 +121,6 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
     section.notes.append(
         "each run: its own topics, store and ClickHouse data path; store and worker are "
         "`tokenshare store` and `tokenshare worker` started with settings in the environment; "
-        "clock from the ingest group's assignment (Faust's own start-up is not timed)"
+        "clock from the ingest group's assignment (start-up is not timed)"
     )
     return section

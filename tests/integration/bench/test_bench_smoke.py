@@ -21,17 +21,21 @@ def _section(text: str, title: str) -> str:
     return text[start : end if end != -1 else len(text)]
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 def test_smoke_run_writes_every_section_with_numbers(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
-    done = subprocess.run(
+    bench = subprocess.Popen(
         [sys.executable, "-m", "tokenshare", "bench", "--smoke", "--out", str(out)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=230,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr[-5000:]
+    try:
+        _, stderr = bench.communicate(timeout=830)
+    except subprocess.TimeoutExpired:
+        bench.terminate()  # the bench stops its broker and children on SIGTERM
+        _, stderr = bench.communicate(timeout=60)
+    assert bench.returncode == 0, stderr[-5000:]
     text = out.read_text()
 
     for heading in ("# tokenshare benchmarks", "## Machine and versions", "## Targets"):
@@ -50,8 +54,14 @@ def test_smoke_run_writes_every_section_with_numbers(tmp_path: Path) -> None:
         assert "n/a" not in body.split("| ratio")[0], f"a figure is missing in {key}:\n{body}"
 
     rows = [line for line in _section(text, "Targets").splitlines() if ">=" in line or "<" in line]
-    assert len(rows) == 11, rows
+    assert len(rows) == 14, rows
     for row in rows:  # RSS may stop short of its last checkpoint on a busy machine
-        assert re.search(r"\| (met|missed) \(", row) or "RSS" in row, row
+        if "RSS" in row or "share stage" in row:  # the share stage's cost is not measured yet
+            continue
+        assert re.search(r"\| (met|missed) \(", row), row
+    side = _section(text, "Pipelines side by side")
+    for pipeline in ("tokenshare worker + store", "sentry-arroyo", "quixstreams", "floor:"):
+        line = next(ln for ln in side.splitlines() if pipeline in ln)
+        assert "n/a" not in line, line
     profile = _section(text, TITLES["profile"])
     assert "Enricher.process" in profile and "validate_json" in profile
