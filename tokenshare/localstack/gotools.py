@@ -1,4 +1,4 @@
-"""Prometheus and Alertmanager for local runs and tests, built once from the Go module proxy.
+"""Prometheus, Alertmanager and panelcheck for local runs and tests, built once with Go.
 
 Each tool is pinned (module and version), built with the machine's ``go`` into
 ``<cache_root()>/go/<module>-<version>/bin`` and reused from there: a CI cache of
@@ -19,6 +19,7 @@ the released code.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -70,6 +71,9 @@ class GoTool:
     version_var: str = ""
     #: The release the tag stands for (Prometheus 3.16.0 is module version v0.316.0).
     release: str = ""
+    #: A Go module of this repository (its go.mod and go.sum pin the dependencies),
+    #: built with ``go build`` there; `version` is then a hash of its files.
+    source: Path | None = None
 
     @property
     def import_path(self) -> str:
@@ -118,8 +122,29 @@ PROMTOOL = GoTool(
     release="3.16.0",
 )
 
+
+def _source_version(folder: Path) -> str:
+    """``src-<hash of the module's files>``: a changed source builds anew."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*")):
+        if path.is_file() and path.suffix in (".go", ".mod", ".sum"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"src-{digest.hexdigest()[:12]}"
+
+
+_PANELCHECK_SOURCE = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "panelcheck"
+#: Runs the Grafana dashboard's ClickHouse panels with clickhouse-go v2 over HTTP,
+#: as Grafana's ClickHouse datasource does (deploy/grafana/panelcheck).
+PANELCHECK = GoTool(
+    "panelcheck",
+    "tokenshare.local/panelcheck",
+    ".",
+    _source_version(_PANELCHECK_SOURCE) if _PANELCHECK_SOURCE.is_dir() else "src-missing",
+    source=_PANELCHECK_SOURCE,
+)
+
 #: Every tool, by binary name (``tokenshare stack tools``, ``make tools``).
-TOOLS: dict[str, GoTool] = {t.name: t for t in (ALERTMANAGER, PROMETHEUS, PROMTOOL)}
+TOOLS: dict[str, GoTool] = {t.name: t for t in (ALERTMANAGER, PROMETHEUS, PROMTOOL, PANELCHECK)}
 
 
 def go_binary(console: Console | None = None) -> str:
@@ -224,7 +249,15 @@ def ensure_tool(tool: GoTool, console: Console | None = None) -> Path:
             staging = Path(scratch) / "bin"
             staging.mkdir()
             flags = [f"-ldflags=-X {tool.version_var}={tool.release}"] if tool.version_var else []
-            if tool.missing_assets:
+            if tool.source is not None:
+                if not (tool.source / "go.mod").is_file():
+                    raise LocalStackError(
+                        f"{tool.source}/go.mod is missing: {tool.name} is built from this "
+                        "repository's deploy/ folder (a source checkout, not a wheel)"
+                    )
+                cmd = [go, "build", "-v", "-mod=readonly", "-o", str(staging / tool.name), "."]
+                _run_build(cmd, tool, proxy, console, cwd=tool.source)
+            elif tool.missing_assets:
                 source = _module_copy(go, tool, Path(scratch) / "src", console)
                 cmd = [
                     go,

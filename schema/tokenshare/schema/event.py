@@ -65,23 +65,41 @@ def epoch_ms(times: list[datetime]) -> list[int]:
     return [int(ms) for ms in orjson.loads(_TIMES.dump_json(times))]
 
 
+#: Counts that are parts of another: (parts, total, reason when their sum exceeds it).
+PARTS_OF: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        ("reasoning_tokens",),
+        "completion_tokens",
+        "reasoning_tokens exceeds completion_tokens (reasoning is part of it)",
+    ),
+    (
+        ("cached_tokens", "cache_creation_tokens"),
+        "prompt_tokens",
+        "cached_tokens + cache_creation_tokens exceeds prompt_tokens (both are part of it)",
+    ),
+)
+
+
 def rule_violations(
     events: Sequence[EventFields], ts_ms: Sequence[int], latest_ms: int
 ) -> list[tuple[int, str]]:
-    """(position, reason) of events breaking the rules no single field can check.
+    """(position, reason) of events breaking the rules no single field can check:
+    `PARTS_OF`, then no ts after `latest_ms`.
 
-    The one place these rules live: the hot path runs it over whole batches,
-    `TokenEvent` over itself.
+    The one place these rules live: the pydantic path runs it over whole
+    batches, `TokenEvent` over itself; `schema.column_check` runs the same
+    `PARTS_OF` by column.
     """
     bad: list[tuple[int, str]] = []
     for i, (e, ms) in enumerate(zip(events, ts_ms, strict=True)):
-        if e.reasoning_tokens > e.completion_tokens:
-            bad.append((i, "reasoning_tokens exceeds completion_tokens (reasoning is part of it)"))
-        elif e.cached_tokens > e.prompt_tokens:
-            bad.append((i, "cached_tokens exceeds prompt_tokens (cached is part of it)"))
-        elif ms > latest_ms:
-            when = datetime.fromtimestamp(latest_ms / 1000, UTC).isoformat()
-            bad.append((i, f"ts {e.ts.isoformat()} is in the future (after {when})"))
+        for parts, total, reason in PARTS_OF:
+            if sum(getattr(e, part) for part in parts) > getattr(e, total):
+                bad.append((i, reason))
+                break
+        else:
+            if ms > latest_ms:
+                when = datetime.fromtimestamp(latest_ms / 1000, UTC).isoformat()
+                bad.append((i, f"ts {e.ts.isoformat()} is in the future (after {when})"))
     return bad
 
 
@@ -129,6 +147,9 @@ class EventFields(BaseModel):
     completion_tokens: Tokens
     reasoning_tokens: Tokens = Field(0, description="Part of completion_tokens spent reasoning.")
     cached_tokens: Tokens = Field(0, description="Part of prompt_tokens read from cache.")
+    cache_creation_tokens: Tokens = Field(
+        0, description="Part of prompt_tokens written to the cache (cache-creation input)."
+    )
     cost_usd: float = Field(0.0, ge=0.0, le=MAX_COST_USD)
     app_id: ShortText | None = None
     user_id: ShortText | None = Field(None, description="Opaque; never an e-mail or a name.")
@@ -149,8 +170,9 @@ class EventFields(BaseModel):
 
 class TokenEvent(EventFields):
     """One request through the gateway. Wire format: an orjson-encoded JSON object
-    (or an array of them). reasoning_tokens is part of completion_tokens and
-    cached_tokens part of prompt_tokens; ts is at most 1 hour ahead of the clock."""
+    (or an array of them). reasoning_tokens is part of completion_tokens;
+    cached_tokens and cache_creation_tokens are parts of prompt_tokens; ts is at
+    most 1 hour ahead of the clock."""
 
     # The contract: EventFields plus `rule_violations`, with ts in UTC.
 

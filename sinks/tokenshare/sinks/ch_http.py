@@ -36,6 +36,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from tokenshare.sinks import native
+
 #: URL parameters that steer the HTTP exchange rather than the query. They are
 #: accepted and not passed on as settings (sessions are not kept: every request
 #: runs on a fresh read-only connection, so there is no state to share).
@@ -93,6 +95,8 @@ class ReadRequest:
     parameters: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
     database: str | None = None
+    #: ``client_protocol_version``: the Native revision the client reads (0: none).
+    protocol: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,9 @@ class Reader(Protocol):
 
     def ready(self) -> None:
         """Raise EngineError unless the engine answers ``SELECT 1`` now."""
+
+    def column_types(self, request: ReadRequest) -> list[str]:
+        """The result's column types in full (``DESCRIBE``); raise EngineError if unknown."""
 
 
 def content_type(fmt: str) -> str:
@@ -222,20 +229,40 @@ def parse_request(query: dict[str, str], headers: Any, body: bytes) -> ReadReque
     }
     fmt = query.get("default_format") or headers.get("X-ClickHouse-Format") or "TabSeparated"
     database = query.get("database") or headers.get("X-ClickHouse-Database")
-    return ReadRequest(text, fmt, parameters, settings, database)
-
-
-def _check_protocol(query: dict[str, str], answer: Answer) -> None:
-    """Refuse Native at a client protocol version: the embedded engine writes Native
-    as for protocol 0 (no block info, DateTime without its zone), which such a
-    client would misread. clickhouse-connect probes this and falls back to 0."""
-    version = query.get("client_protocol_version", "0")
-    if version not in ("", "0") and answer.format == "Native":
+    version = query.get("client_protocol_version") or "0"
+    if not version.isdigit():
         raise EngineError(
-            f"Code: 1. DB::Exception: Native output at client_protocol_version={version} "
-            "is not served here, only at protocol 0 or in other formats. (UNSUPPORTED_METHOD)",
-            1,
+            f"Code: 27. DB::Exception: Cannot parse client_protocol_version={version!r} "
+            "as a number. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)",
+            27,
         )
+    return ReadRequest(text, fmt, parameters, settings, database, int(version))
+
+
+def at_protocol(reader: Reader, request: ReadRequest, answer: Answer) -> Answer:
+    """`answer` as Native for the client's protocol version (``sinks.native``): the
+    engine writes protocol 0, where a top-level DateTime('Zone') loses its zone, so
+    the full types are asked of the engine (``DESCRIBE``) when such a column is there."""
+    if answer.format != "Native" or request.protocol <= 0:
+        return answer
+    try:
+        zoned: list[str | None] = []
+        if request.protocol >= native.WITH_TIME_ZONE and "DateTime" in native.top_level_types(
+            answer.body
+        ):
+            try:
+                full = reader.column_types(request)
+            except EngineError:  # not a SELECT DESCRIBE can name: keep the types written
+                full = []
+            zoned = [t if t.startswith("DateTime(") else None for t in full]
+        body = native.upgrade(answer.body, request.protocol, zoned)
+    except native.NativeError as exc:
+        raise EngineError(
+            f"Code: 1. DB::Exception: {exc}; ask for another format (RowBinaryWithNamesAndTypes, "
+            "Arrow, JSON). (UNSUPPORTED_METHOD)",
+            1,
+        ) from None
+    return Answer(body, answer.format, answer.read_rows, answer.read_bytes, answer.elapsed_ns)
 
 
 class _Server(ThreadingHTTPServer):
@@ -302,8 +329,7 @@ def serve(reader: Reader, port: int) -> ThreadingHTTPServer:
             query_id = query.get("query_id") or str(uuid.uuid4())
             try:
                 request = parse_request(query, self.headers, body)
-                answer = reader.answer(request)
-                _check_protocol(query, answer)
+                answer = at_protocol(reader, request, reader.answer(request))
             except EngineError as exc:
                 self._error(exc, query_id)
                 return

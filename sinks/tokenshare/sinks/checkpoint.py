@@ -285,5 +285,6 @@ class _Flusher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.loop.flush(commit=False)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("store reads %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
         # Another store may have written these partitions' rows meanwhile.
         self.loop.on_assigned()

@@ -45,6 +45,7 @@ _NOT_FORMATS = frozenset({"dataframe", "arrowtable", "datastore"})
 
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code: (\d+)\.")
+_TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+\w+(\s+SETTINGS\s.*)?$", re.IGNORECASE | re.DOTALL)
 
 
 class QueryError(RuntimeError):
@@ -115,6 +116,18 @@ class ReadEngine:
     def ready(self) -> None:
         with self._health_lock:
             self._text(self._health, "SELECT 1", {})
+
+    def column_types(self, request: ReadRequest) -> list[str]:
+        described = self.answer(
+            ReadRequest(
+                describe_sql(request.sql),
+                "TabSeparatedRaw",
+                request.parameters,
+                request.settings,
+                request.database,
+            )
+        )
+        return [line.split("\t")[1] for line in described.body.decode().splitlines()]
 
     def answer(self, request: ReadRequest) -> Answer:
         if request.default_format.lower() in _NOT_FORMATS:
@@ -197,6 +210,15 @@ class ServerReader:
         except Exception as exc:  # the driver's error types differ by backend
             raise _engine_error(exc) from exc
 
+    def column_types(self, request: ReadRequest) -> list[str]:
+        try:
+            described = self._client().query(
+                describe_sql(request.sql), parameters=request.parameters or None
+            )
+        except Exception as exc:  # the driver's error types differ by backend
+            raise _engine_error(exc) from exc
+        return [str(row[1]) for row in described.result_rows]
+
     def answer(self, request: ReadRequest) -> Answer:
         try:
             body = self._client().raw_query(
@@ -213,6 +235,13 @@ class ServerReader:
         client: Client | None = getattr(self._local, "client", None)
         if client is not None:
             client.close()
+
+
+def describe_sql(sql: str) -> str:
+    """``DESCRIBE`` of a SELECT's result: the types, with zones, without running it
+    (a trailing ``FORMAT`` clause, as clickhouse-connect appends, is left out)."""
+    bare = _TRAILING_FORMAT.sub(r"\1", sql.strip().rstrip(";").rstrip())
+    return f"DESCRIBE ({bare})"
 
 
 def _identifier(name: str) -> str:

@@ -9,8 +9,14 @@ more than once. Three guards make the table exactly-once:
 2. Event id: a row whose event_id is already stored for the same day (a
    producer that sent the same event twice, a file replayed twice) is dropped.
    The lookup uses the ``by_event_id`` projection, ordered by (day, id hash).
+   Where this writer is the table's only writer (``sole_writer``: an embedded
+   data path), ids that a per-day Bloom filter proves new skip the lookup
+   (``sinks.id_filter``); only the others are looked up.
 3. Insert token: a retried insert (timeout, lost reply) carries the same
    insert_deduplication_token, so ClickHouse drops the second copy.
+
+Rows travel as Arrow (``schema.rows``) and are inserted with the engine's
+Arrow input: Python values are made only for the rows the guards must look at.
 
 Rows of a day that was already final when they arrived are stored all the same
 and counted in ``late_events``, by the share stage's watermark rule
@@ -27,14 +33,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
+from numpy.typing import NDArray
 
 from tokenshare.faults import chance, failing
 from tokenshare.retry import RetryCallState, RetryPolicy, retrying
 from tokenshare.schema.event import EVENT_ID_CHARS
-from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
+from tokenshare.schema.rows import ROW_SCHEMA, RowBatch
 from tokenshare.sinks.clickhouse import INSERT_SETTINGS, StoreError
+from tokenshare.sinks.id_filter import IdFilter, id_hashes
 from tokenshare.watermark import WatermarkRule, read_progress
 
 Mark = tuple[int, int]
@@ -74,6 +84,14 @@ class RawEventWriter:
     stats: WriteStats = field(default_factory=WriteStats)
     #: Receives rows refused as conflicting repeats (the store dead-letters them).
     on_conflicts: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+    #: True when nothing else writes this table (embedded: one store per data path):
+    #: then a Bloom filter of the stored ids spares most event-id lookups.
+    sole_writer: bool = False
+    ids: IdFilter | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.sole_writer:
+            self.ids = IdFilter(self._stored_ids_of_days)
 
     @property
     def table(self) -> str:
@@ -86,6 +104,8 @@ class RawEventWriter:
             "GROUP BY src_topic, src_partition"
         ).result_rows
         self.marks = {(t, int(p)): (int(m[0]), int(m[1])) for t, p, m in rows}
+        if self.ids is not None:
+            self.ids.clear()  # rebuilt from the table as flushes need its days
 
     def write(self, batches: Sequence[RowBatch]) -> int:
         """Store what is new in `batches`; returns rows inserted. Raises StoreError."""
@@ -100,22 +120,33 @@ class RawEventWriter:
                 marks[key] = new.last
         if not fresh:
             return 0
-        columns = _concat(fresh)
-        keep, conflicts = self._not_stored(columns)
+        table = pa.Table.from_batches([b.arrow for b in fresh], schema=ROW_SCHEMA)
+        n = table.num_rows
+        ts_ms = _ts_ms(table)
+        days = ts_ms // MS_PER_DAY
+        hashes = id_hashes(table.column("event_id"))
+        keep, conflicts = self._not_stored(table, hashes, days)
         if conflicts:
             # Reported before the insert: a crash in between reports them again, never not.
-            self.on_conflicts([_row(columns, i) for i in conflicts])
+            self.on_conflicts(conflicts)
             self.stats.conflicts += len(conflicts)
-        if len(keep) < len(columns["event_id"]):
-            self.stats.duplicates += len(columns["event_id"]) - len(keep) - len(conflicts)
-            columns = {name: [values[i] for i in keep] for name, values in columns.items()}
-        if columns["event_id"]:
+        if keep is not None:
+            self.stats.duplicates += n - int(np.count_nonzero(keep)) - len(conflicts)
+            table, ts_ms, hashes, days = (
+                table.filter(pa.array(keep)),
+                ts_ms[keep],
+                hashes[keep],
+                days[keep],
+            )
+        if table.num_rows:
             mark = self.watermark_ms()  # as the share stage sees it before these rows
-            late = self._late_days(columns, mark)
-            self._insert(columns, _token(fresh))
+            late = self._late_days(table, ts_ms, mark)
+            if self.ids is not None:  # before the insert: its outcome may stay unknown
+                self.ids.add(hashes, days)
+            self._insert(table, _token(fresh))
             self._record_late(late, mark)
         self.marks = marks  # only once the rows are durable
-        inserted = len(columns["event_id"])
+        inserted = int(table.num_rows)
         self.stats.inserted += inserted
         return inserted
 
@@ -132,19 +163,21 @@ class RawEventWriter:
         return None if mark is None else (mark - EPOCH) // timedelta(milliseconds=1)
 
     @staticmethod
-    def _late_days(columns: dict[str, list[Any]], mark: int | None) -> dict[int, list[int]]:
+    def _late_days(
+        table: pa.Table, ts_ms: NDArray[np.int64], mark: int | None
+    ) -> dict[int, list[int]]:
         """day -> [rows, tokens] of rows whose day had closed before they arrived."""
         late: dict[int, list[int]] = {}
-        if mark is None or (min(columns["ts"]) // MS_PER_DAY + 1) * MS_PER_DAY > mark:
-            return late  # the usual case, decided without a loop over the rows
-        for ts, prompt, completion in zip(
-            columns["ts"], columns["prompt_tokens"], columns["completion_tokens"], strict=True
-        ):
-            day = ts // MS_PER_DAY
-            if (day + 1) * MS_PER_DAY <= mark:
-                entry = late.setdefault(day, [0, 0])
-                entry[0] += 1
-                entry[1] += prompt + completion
+        if mark is None or (int(ts_ms.min()) // MS_PER_DAY + 1) * MS_PER_DAY > mark:
+            return late  # the usual case, decided without a look at each row
+        days = ts_ms // MS_PER_DAY
+        closed = (days + 1) * MS_PER_DAY <= mark
+        tokens = table.column("prompt_tokens").to_numpy().astype(np.int64) + table.column(
+            "completion_tokens"
+        ).to_numpy().astype(np.int64)
+        for day in np.unique(days[closed]).tolist():
+            rows = closed & (days == day)
+            late[int(day)] = [int(np.count_nonzero(rows)), int(tokens[rows].sum())]
         return late
 
     def _record_late(self, late: dict[int, list[int]], mark: int | None) -> None:
@@ -164,18 +197,52 @@ class RawEventWriter:
         )
         self.stats.late += sum(n for n, _ in late.values())
 
-    def _not_stored(self, columns: dict[str, list[Any]]) -> tuple[list[int], list[int]]:
-        """(rows to insert, rows in conflict). A row repeating the stored event, or an
-        earlier row of the batch, is dropped; the same id on the same day with other
-        figures is a conflict. The reference is the stored event when there is one."""
-        n = len(columns["event_id"])
-        days = [ts // MS_PER_DAY for ts in columns["ts"]]
-        keys = list(zip(columns["event_id"], days, strict=True))
+    def _not_stored(
+        self, table: pa.Table, hashes: NDArray[np.uint64], days: NDArray[np.int64]
+    ) -> tuple[NDArray[np.bool_] | None, list[dict[str, Any]]]:
+        """(rows to insert, None for all; rows in conflict). A row repeating the
+        stored event, or an earlier row of the flush, is dropped; the same id on
+        the same day with other figures is a conflict.
+
+        Only candidates are looked at one by one: rows the id filter cannot prove
+        new (all of them without one), and rows whose (id hash, day) occurs more
+        than once in the flush. Every row of a repeated key is a candidate, so
+        among the candidates each key's first row is its first in the flush."""
+        n = table.num_rows
+        if self.ids is None:
+            candidates = np.ones(n, dtype=bool)
+        else:
+            candidates = self.ids.maybe_stored(hashes, days)
+            with np.errstate(over="ignore"):
+                mixed = hashes ^ (days.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+            _, inverse, counts = np.unique(mixed, return_inverse=True, return_counts=True)
+            candidates |= counts[inverse] > 1
+        if not candidates.any():
+            return None, []  # the usual case: every row provably new
+        at = np.flatnonzero(candidates)
+        sub = table.take(pa.array(at)) if len(at) < n else table
+        ids = sub.column("event_id").to_pylist()
+        keys = list(zip(ids, days[at].tolist(), strict=True))
         # Built backwards so that each key keeps the index of its first row.
-        first_seen = dict(zip(reversed(keys), range(n - 1, -1, -1), strict=True))
+        first_seen = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
         stored = self._stored_ids(first_seen)
-        if not stored and len(first_seen) == n:
-            return list(range(n)), []  # the usual case: every row is new
+        if not stored and len(first_seen) == len(keys):
+            return None, []  # every candidate is new after all
+        columns = _columns(sub)  # only now every value: figures are compared
+        keep_sub, conflicts = self._exact(columns, keys, first_seen, stored)
+        keep = ~candidates
+        keep[at[keep_sub]] = True
+        return keep, [_row(columns, i) for i in conflicts]
+
+    def _exact(
+        self,
+        columns: dict[str, list[Any]],
+        keys: list[tuple[str, int]],
+        first_seen: dict[tuple[str, int], int],
+        stored: set[tuple[str, int]],
+    ) -> tuple[list[int], list[int]]:
+        """(rows to keep, rows in conflict) among rows that repeat a key. The
+        reference is the stored event when there is one."""
         reference = self._stored_fingerprints(stored) if stored else {}
         keep: list[int] = []
         conflicts: list[int] = []
@@ -201,6 +268,25 @@ class RawEventWriter:
             found.update((eid, int(day)) for eid, day in rows)
         return found
 
+    def _stored_ids_of_days(self, days: list[int]) -> dict[int, list[pa.Array]]:
+        """The ids stored for each of `days` (days since 1970), for the id filter."""
+        try:
+            found = self.client.query_arrow(
+                f"SELECT toUInt32(day) AS d, event_id FROM {self.table} "
+                "WHERE day IN (SELECT toDate(arrayJoin({days:Array(UInt32)})))",
+                parameters={"days": days},
+            )
+        except Exception as exc:  # the driver's error types differ by backend
+            raise StoreError(f"cannot read the event ids of {len(days)} days: {exc}") from exc
+        if found.num_rows == 0:
+            return {}
+        of_day = found.column("d").to_numpy()
+        ids = found.column("event_id")
+        return {
+            int(day): [ids.filter(pa.array(of_day == day)).combine_chunks()]
+            for day in np.unique(of_day).tolist()
+        }
+
     def _stored_fingerprints(
         self, keys: set[tuple[str, int]]
     ) -> dict[tuple[str, int], tuple[Any, ...]]:
@@ -223,20 +309,14 @@ class RawEventWriter:
                 out[(eid, int(day))] = tuple(figures)
         return out
 
-    def _insert(self, columns: dict[str, list[Any]], token: str) -> None:
+    def _insert(self, table: pa.Table, token: str) -> None:
         """One insert, retried with the same token; StoreError once the attempts ran out."""
         settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
 
         def insert() -> None:
             if failing("store.down"):
                 raise ConnectionError("injected fault: ClickHouse unavailable")
-            self.client.insert(
-                self.table,
-                [columns[c] for c in ROW_COLUMNS],
-                column_names=list(ROW_COLUMNS),
-                column_oriented=True,
-                settings=settings,
-            )
+            self.client.insert_arrow(self.table, table, settings=settings)
             self.stats.inserts += 1
             if chance("store.lose_reply"):
                 raise ConnectionError("injected fault: the insert's reply was lost")
@@ -272,7 +352,7 @@ FINGERPRINT_SQL = ", ".join(FINGERPRINT[1:])
 
 
 #: What an event id may hold (schema.event's pattern): nothing that needs quoting.
-_PLAIN_IDS = re.compile(f"[{EVENT_ID_CHARS}]*")
+_PLAIN_IDS = re.compile(f"[ {EVENT_ID_CHARS}]*")
 
 
 def _lookup_chunks(keys: Iterable[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
@@ -297,7 +377,8 @@ def _id_list(keys: Sequence[tuple[str, int]]) -> str:
     joined into one literal and split by the server. Anything else is bound.
     """
     joined = " ".join(eid for eid, _ in keys)
-    if _PLAIN_IDS.fullmatch(joined):
+    # Spaces only between ids (none inside one): the split gives the ids back.
+    if _PLAIN_IDS.fullmatch(joined) and joined.count(" ") == len(keys) - 1:
         return f"splitByChar(' ', '{joined}')"
     return str(format_query_value([eid for eid, _ in keys]))
 
@@ -310,10 +391,16 @@ def _row(columns: dict[str, list[Any]], i: int) -> dict[str, Any]:
     return {name: values[i] for name, values in columns.items()}
 
 
-def _concat(batches: Sequence[RowBatch]) -> dict[str, list[Any]]:
-    if len(batches) == 1:
-        return batches[0].columns
-    return {name: [v for b in batches for v in b.columns[name]] for name in ROW_COLUMNS}
+def _ts_ms(table: pa.Table) -> NDArray[np.int64]:
+    ts: NDArray[np.int64] = table.column("ts").cast(pa.int64()).to_numpy()
+    return ts
+
+
+def _columns(table: pa.Table) -> dict[str, list[Any]]:
+    """Python lists of `table`'s columns, `ts` in epoch ms (as the rows' JSON had it)."""
+    columns: dict[str, list[Any]] = table.to_pydict()
+    columns["ts"] = _ts_ms(table).tolist()
+    return columns
 
 
 def _token(batches: Sequence[RowBatch]) -> str:

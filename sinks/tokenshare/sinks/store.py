@@ -114,6 +114,7 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
             settings.clickhouse_database,
             watermark=watermark,
             on_conflicts=metrics.conflicts_counter(dead_letters),
+            sole_writer=settings.embedded,  # one store per data path (sinks.owner)
         )
         writer.load_marks()
         server = QueryServer(settings)

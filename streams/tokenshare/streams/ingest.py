@@ -247,4 +247,4 @@ class _FinishBatch(ConsumerRebalanceListener):  # type: ignore[misc]
             pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
+        log.info("ingest reads partitions %s", sorted(tp.partition for tp in assigned))

@@ -117,6 +117,7 @@ def test_sdk_exporters_land_events_on_the_topic(settings: Settings) -> None:
     assert claude["model"] == "anthropic/claude-sonnet-4-5" and claude["app_id"] == "otel-sdk-app"
     assert claude["prompt_tokens"] == 40 + 1000 + 2000  # cache reads and writes kept
     assert (claude["cached_tokens"], claude["completion_tokens"]) == (1000, 300)
+    assert claude["cache_creation_tokens"] == 2000  # kept in a column of their own
     [deepseek] = [e for e in events.values() if e["model"] == "deepseek/deepseek-chat"]
     assert (deepseek["prompt_tokens"], deepseek["completion_tokens"]) == (500, 70)
     [usage] = [e for e in events.values() if e["event_id"].startswith("otlp-metric:")]

@@ -12,7 +12,6 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,8 +58,10 @@ def test_clickhouse_connect_reads_typed_columns(store: tuple[Path, str]) -> None
     rows = result.result_rows
     assert [r[0] for r in rows] == [1, BIG]
     assert [r[2] for r in rows] == [r[2] for r in ROWS]
-    # chDB's Native writer names DateTime without its zone; the instant is exact.
-    assert [r[1].replace(tzinfo=r[1].tzinfo or UTC) for r in rows] == [r[1] for r in ROWS]
+    # Native at the client's protocol version: DateTime keeps its zone, as from a server.
+    assert result.column_types[1].name == "DateTime('Asia/Shanghai')"
+    assert [str(r[1].tzinfo) for r in rows] == ["Asia/Shanghai"] * 2
+    assert [r[1] for r in rows] == [r[1] for r in ROWS]
     bound = client.query(
         "SELECT label FROM typed WHERE n = {n:UInt64}", parameters={"n": BIG}
     ).result_rows
@@ -125,11 +126,19 @@ def test_curl(store: tuple[Path, str]) -> None:
     assert body.startswith(b"Code: 47. DB::Exception:")
     headers, body = _curl(f"{url}/", "--data-binary", "INSERT INTO tokenshare.typed VALUES (2)")
     assert headers["x-clickhouse-exception-code"] == "164" and headers[":status"] == "403"
-    # Native for a client protocol version would be misread: refused, clearly
+    # Native at a client protocol version: block info, then the zone in the type name
     headers, body = _curl(
-        f"{url}/?client_protocol_version=54405&default_format=Native", "--data-binary", "SELECT 1"
-    )
-    assert headers["x-clickhouse-exception-code"] == "1" and b"protocol 0" in body
+        f"{url}/?client_protocol_version=54405&default_format=Native",
+        "--data-binary", "SELECT at FROM tokenshare.typed LIMIT 1",
+    )  # fmt: skip
+    assert headers[":status"] == "200" and body.startswith(b"\x01\x00\x02\xff\xff\xff\xff\x00")
+    assert b"\x19DateTime('Asia/Shanghai')" in body
+    # a type whose Native encoding depends on the version is refused, with what to do
+    headers, body = _curl(
+        f"{url}/?client_protocol_version=54460&default_format=Native",
+        "--data-binary", "SELECT 1::Variant(UInt8, String) AS v",
+    )  # fmt: skip
+    assert headers["x-clickhouse-exception-code"] == "1" and b"another format" in body
 
 
 def test_queries_run_in_parallel_and_health_checks_never_wait(store: tuple[Path, str]) -> None:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tokenshare.localstack.gotools import ALERTMANAGER, PROMTOOL, TOOLS, ensure_tool
+from tokenshare.localstack.gotools import (
+    ALERTMANAGER,
+    PANELCHECK,
+    PROMTOOL,
+    TOOLS,
+    _source_version,
+    ensure_tool,
+)
 from tokenshare.localstack.kafka import LocalStackError
 
 
@@ -17,7 +24,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_tools_are_pinned_and_cached_per_module_version(cache: Path) -> None:
-    assert set(TOOLS) == {"alertmanager", "prometheus", "promtool"}
+    assert set(TOOLS) == {"alertmanager", "prometheus", "promtool", "panelcheck"}
     assert ALERTMANAGER.pinned == "github.com/prometheus/alertmanager/cmd/alertmanager@v0.35.0"
     assert ALERTMANAGER.binary == cache / "go" / "alertmanager-v0.35.0" / "bin" / "alertmanager"
     assert TOOLS["prometheus"].home == PROMTOOL.home == cache / "go" / "prometheus-v0.316.0"
@@ -40,3 +47,18 @@ def test_no_proxy_is_refused_with_what_to_do(cache: Path, monkeypatch: pytest.Mo
     assert "GOPROXY is off" in message and "go env -w GOPROXY=" in message
     assert str(ALERTMANAGER.binary) in message
     assert not ALERTMANAGER.binary.exists()
+
+
+def test_a_tool_of_this_repository_is_cached_per_source(cache: Path, tmp_path: Path) -> None:
+    """panelcheck is built from deploy/grafana/panelcheck; a changed file builds anew."""
+    assert PANELCHECK.source is not None and (PANELCHECK.source / "go.sum").is_file()
+    assert PANELCHECK.version == _source_version(PANELCHECK.source)
+    home = cache / "go" / f"panelcheck-{PANELCHECK.version}"
+    assert PANELCHECK.binary == home / "bin" / "panelcheck"
+    copy = tmp_path / "src"
+    copy.mkdir()
+    for name in ("go.mod", "main.go"):
+        (copy / name).write_bytes((PANELCHECK.source / name).read_bytes())
+    before = _source_version(copy)
+    (copy / "main.go").write_text((copy / "main.go").read_text() + "\n// changed\n")
+    assert _source_version(copy) != before

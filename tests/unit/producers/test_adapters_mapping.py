@@ -345,6 +345,10 @@ def test_openrouter_inline_usage() -> None:
     usage = {**docs[0]["response"]["usage"], "prompt_tokens": 40}
     apart = chat_completion_token_event({**docs[0]["response"], "usage": usage})
     assert apart.prompt_tokens == 140
+    # cache_write_tokens: the cache-creation part of the prompt, kept apart.
+    written = chat_completion_token_event(docs[0]["response"])
+    assert (written.cached_tokens, written.cache_creation_tokens) == (0, 100)
+    assert apart.cache_creation_tokens == 100 and byok.cache_creation_tokens == 0
 
 
 def test_openrouter_inline_usage_errors() -> None:
@@ -375,3 +379,24 @@ def test_openrouter_odd_records() -> None:
         generation_event({**record, "created_at": "yesterday"})
     with pytest.raises(MappingError, match="ts"):
         generation_token_event({**record, "created_at": "2019-01-01T00:00:00Z"})
+
+
+def test_litellm_keeps_anthropic_cache_writes_apart() -> None:
+    (call, *_) = load("litellm_calls.json")
+    start = call["kwargs"]["standard_logging_object"]["startTime"]
+    # Anthropic's usage as LiteLLM passes it on: input without the cache reads and writes.
+    response = SimpleNamespace(
+        usage=SimpleNamespace(
+            prompt_tokens=40,
+            completion_tokens=300,
+            cache_read_input_tokens=1000,
+            cache_creation_input_tokens=2000,
+        ),
+        choices=[],
+    )
+    bare = {"id": "msg-cache-1", "model": "anthropic/claude-sonnet-4-5", "startTime": start}
+    event = to_event(standard_payload_event(bare, response_obj=response) or {})
+    assert event.prompt_tokens == 40 + 1000 + 2000
+    assert (event.cached_tokens, event.cache_creation_tokens) == (1000, 2000)
+    # The worker's contract holds both parts within prompt_tokens.
+    assert event.cached_tokens + event.cache_creation_tokens <= event.prompt_tokens

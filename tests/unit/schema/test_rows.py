@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from tests.factories import event
 from tokenshare.schema.catalog import Catalog
-from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
+from tokenshare.schema.rows import ROW_COLUMNS, ROW_SCHEMA, RowBatch
 from tokenshare.schema.wire import encode
 from tokenshare.streams.batch import Enricher, SourceMessage
 
@@ -53,3 +54,34 @@ def test_row_columns_match_the_raw_events_table(ch_client: Client, migrated: str
     described = ch_client.query(f"DESCRIBE TABLE {migrated}.raw_events").result_rows
     insertable = [r[0] for r in described if r[2] not in ("MATERIALIZED", "DEFAULT", "ALIAS")]
     assert tuple(insertable) == ROW_COLUMNS
+
+
+def test_rows_travel_as_arrow_and_format_1_json_is_still_read() -> None:
+    rows = batch_of(4)
+    value = rows.encode()
+    assert value[:4] == b"\xff\xff\xff\xff"  # an Arrow IPC stream
+    again = RowBatch.decode(value)
+    assert again.arrow.schema == ROW_SCHEMA and again.arrow.num_rows == 12
+    assert (again.src_topic, again.src_partition) == ("ev", 2)
+    # A message a worker wrote before format 2, still on the topic after an upgrade.
+    old = RowBatch.decode(rows.encode_json())
+    assert old.columns == rows.columns and old.arrow.equals(again.arrow)
+
+
+def test_arrow_batches_slice_and_chunk_without_lists() -> None:
+    rows = RowBatch.decode(batch_of(10).encode())
+    rest = rows.slice_after((3, 1))
+    assert rest.first == (3, 2) and rest.last == (9, 2) and len(rest) == 30 - 11
+    assert [len(p) for p in rows.chunks(7)] == [7, 7, 7, 7, 2]
+    pieces = [RowBatch.decode(p.encode()) for p in rows.chunks(7)]
+    assert [e for p in pieces for e in p.columns["event_id"]] == rows.columns["event_id"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"\xff\xff\xff\xff garbage", b'{"v": 9, "columns": {}}', b"\x00\x01"],
+    ids=["empty", "broken-arrow", "json-v9", "bytes"],
+)
+def test_unreadable_messages_raise_value_error(value: bytes) -> None:
+    with pytest.raises(ValueError):
+        RowBatch.decode(value)

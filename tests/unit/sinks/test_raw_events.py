@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pyarrow as pa
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from tests.factories import event
@@ -13,6 +15,12 @@ from tokenshare.schema.wire import encode
 from tokenshare.sinks.raw_events import RawEventWriter
 from tokenshare.streams.batch import Enricher, SourceMessage
 from tokenshare.watermark import WatermarkRule
+
+
+@pytest.fixture(params=[False, True], ids=["lookup", "id-filter"])
+def sole(request: pytest.FixtureRequest) -> bool:
+    """Every guard holds with the event-id lookup alone and with the id filter."""
+    return bool(request.param)
 
 
 def rows(partition: int, offsets: range, seed: int = 0, per_message: int = 2) -> RowBatch:
@@ -34,31 +42,31 @@ def count(client: Client, database: str) -> int:
 
 
 def test_replayed_offsets_are_skipped_by_the_high_water_mark(
-    ch_client: Client, migrated: str
+    ch_client: Client, migrated: str, sole: bool
 ) -> None:
-    writer = RawEventWriter(ch_client, migrated)
+    writer = RawEventWriter(ch_client, migrated, sole_writer=sole)
     assert writer.write([rows(0, range(0, 10))]) == 20
     # A worker restart re-sends an overlapping range: only the new part is stored.
     assert writer.write([rows(0, range(5, 15))]) == 10
     assert writer.stats.replayed == 10
     # A new writer (store restart) reads the marks back from the table.
-    fresh = RawEventWriter(ch_client, migrated)
+    fresh = RawEventWriter(ch_client, migrated, sole_writer=sole)
     fresh.load_marks()
     assert fresh.marks == {("events", 0): (14, 1)}
     assert fresh.write([rows(0, range(0, 15))]) == 0
     assert count(ch_client, migrated) == 30
 
 
-def test_overlap_inside_one_write_call(ch_client: Client, migrated: str) -> None:
-    writer = RawEventWriter(ch_client, migrated)
+def test_overlap_inside_one_write_call(ch_client: Client, migrated: str, sole: bool) -> None:
+    writer = RawEventWriter(ch_client, migrated, sole_writer=sole)
     assert writer.write([rows(1, range(0, 10)), rows(1, range(5, 12))]) == 24
     assert count(ch_client, migrated) == 24
 
 
 def test_same_events_at_new_offsets_are_dropped_by_event_id(
-    ch_client: Client, migrated: str
+    ch_client: Client, migrated: str, sole: bool
 ) -> None:
-    writer = RawEventWriter(ch_client, migrated)
+    writer = RawEventWriter(ch_client, migrated, sole_writer=sole)
     writer.write([rows(0, range(0, 10))])
     # The same file replayed: same events, later offsets, another partition even.
     again = rows(3, range(0, 10))
@@ -68,21 +76,25 @@ def test_same_events_at_new_offsets_are_dropped_by_event_id(
     assert ids.result_rows[0] == (20, 20)
 
 
-def test_retried_insert_is_deduplicated_by_token(ch_client: Client, migrated: str) -> None:
-    writer = RawEventWriter(ch_client, migrated)
+def test_retried_insert_is_deduplicated_by_token(
+    ch_client: Client, migrated: str, sole: bool
+) -> None:
+    writer = RawEventWriter(ch_client, migrated, sole_writer=sole)
     batch = rows(0, range(0, 5))
     writer.write([batch])
     # The reply of the first insert was lost: the same insert is sent again verbatim.
-    writer._insert(batch.columns, "same-token")
-    writer._insert(batch.columns, "same-token")
+    writer._insert(pa.Table.from_batches([batch.arrow]), "same-token")
+    writer._insert(pa.Table.from_batches([batch.arrow]), "same-token")
     assert count(ch_client, migrated) == 20  # 10 first + 10 once for the token
 
 
-def test_rows_of_closed_days_are_stored_and_reported_late(ch_client: Client, migrated: str) -> None:
+def test_rows_of_closed_days_are_stored_and_reported_late(
+    ch_client: Client, migrated: str, sole: bool
+) -> None:
     from tests.factories import event as make
 
     rule = WatermarkRule(lateness=timedelta(hours=24), idle_after_s=30)
-    writer = RawEventWriter(ch_client, migrated, watermark=rule)
+    writer = RawEventWriter(ch_client, migrated, sole_writer=sole, watermark=rule)
 
     def at(offset: int, ts: str) -> RowBatch:
         doc = make(offset, seed=7, ts=ts)
@@ -101,19 +113,19 @@ def test_rows_of_closed_days_are_stored_and_reported_late(ch_client: Client, mig
     assert [(str(d), n) for d, n in late] == [("2026-03-07", 1)]
     assert count(ch_client, migrated) == 3  # late rows are stored all the same
     # A restarted store reads the watermark from the table: the 8th is late for it too.
-    restarted = RawEventWriter(ch_client, migrated, watermark=rule)
+    restarted = RawEventWriter(ch_client, migrated, sole_writer=sole, watermark=rule)
     restarted.load_marks()
     restarted.write([at(3, "2026-03-08T08:00:00Z")])
     assert restarted.stats.late == 1
 
 
 def test_same_id_with_other_figures_is_a_conflict_not_a_repeat(
-    ch_client: Client, migrated: str
+    ch_client: Client, migrated: str, sole: bool
 ) -> None:
     from tests.factories import event as make
 
     refused: list[dict[str, object]] = []
-    writer = RawEventWriter(ch_client, migrated, on_conflicts=refused.extend)
+    writer = RawEventWriter(ch_client, migrated, sole_writer=sole, on_conflicts=refused.extend)
     original = make(1, seed=9)
 
     def batch(offset: int, docs: list[dict[str, object]]) -> RowBatch:
@@ -133,3 +145,19 @@ def test_same_id_with_other_figures_is_a_conflict_not_a_repeat(
     assert refused[0]["prompt_tokens"] == forged["prompt_tokens"]
     assert writer.stats.conflicts == 2 and writer.stats.duplicates == 1
     assert count(ch_client, migrated) == 2
+
+
+def test_the_id_filter_spares_lookups_and_holds_across_a_restart(
+    ch_client: Client, migrated: str
+) -> None:
+    writer = RawEventWriter(ch_client, migrated, sole_writer=True)
+    assert writer.write([rows(0, range(0, 50))]) == 100
+    assert writer.ids is not None and writer.ids.unsure == 0  # no lookup for new ids
+    # A restarted store builds its filter from the table: the same events, sent
+    # again at new offsets, are still found.
+    restarted = RawEventWriter(ch_client, migrated, sole_writer=True)
+    restarted.load_marks()
+    assert restarted.write([rows(2, range(0, 50))]) == 0
+    assert restarted.stats.duplicates == 100 and count(ch_client, migrated) == 100
+    # New events next to them are stored.
+    assert restarted.write([rows(2, range(50, 60), seed=1)]) == 20

@@ -109,6 +109,17 @@ def with_cache_parts(input_tokens: int, cache_read: int | None, cache_write: int
     return input_tokens if input_tokens >= parts else input_tokens + parts
 
 
+def prompt_and_cache(
+    input_tokens: int, cache_read: int | None, cache_write: int | None
+) -> tuple[int, int, int]:
+    """(prompt_tokens, cached_tokens, cache_creation_tokens) of a usage report:
+    the prompt as `with_cache_parts` counts it, and the two cache parts within it
+    (reads first, then writes in what is left), as the event contract asks."""
+    prompt = with_cache_parts(input_tokens, cache_read, cache_write)
+    cached = within(cache_read, prompt)
+    return prompt, cached, within(cache_write, prompt - cached)
+
+
 def latency_ms(start: datetime | None, end: datetime | None) -> int | None:
     """Milliseconds from start to end, or None when unknown or not plausible."""
     if start is None or end is None:

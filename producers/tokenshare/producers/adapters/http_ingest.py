@@ -38,7 +38,7 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from aiohttp import web
@@ -405,56 +405,93 @@ async def post_events(request: web.Request) -> web.Response:
     return _json({"accepted": len(intake.events), "rejected": rejected}, 207 if rejected else 202)
 
 
-async def post_otlp_traces(request: web.Request) -> web.Response:
-    body = await _read_body(request, otlp=True)
-    if isinstance(body, web.Response):
-        return body
-    ingest = request.app[INGEST]
-    ingest.stats.otlp_requests += 1
-    proto = request.content_type == PROTOBUF
-    try:
-        batch: OtlpBatch = (parse_traces_proto if proto else parse_export_json)(body)
-    except OtlpError as exc:
-        return _error(400, str(exc), "send an ExportTraceServiceRequest", otlp=True, proto=proto)
-    try:
-        await ingest.publish(batch.events)
-    except Unavailable as exc:
-        return _error(503, str(exc), "retry the export", otlp=True, proto=proto)
-    s = ingest.stats
+Batch = TypeVar("Batch", OtlpBatch, MetricsBatch)
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpSignal(Generic[Batch]):
+    """What differs between OTLP's trace and metrics exports; the exchange is one."""
+
+    request_name: str  #: what the exporter should send, for a 400's hint
+    parse_proto: Callable[[bytes], Batch]
+    parse_json: Callable[[bytes], Batch]
+    answer_proto: Callable[[Batch], bytes]
+    answer_json: Callable[[Batch], dict[str, Any]]
+    count_request: Callable[[IngestStats], None]  #: every request, even a refused one
+    count: Callable[[IngestStats, Batch], None]  #: what a published batch held
+
+
+def _count_trace_request(s: IngestStats) -> None:
+    s.otlp_requests += 1
+
+
+def _count_metrics_request(s: IngestStats) -> None:
+    s.otlp_metrics_requests += 1
+
+
+def _count_traces(s: IngestStats, batch: OtlpBatch) -> None:
     s.spans += batch.spans
     s.spans_ignored += batch.ignored
     s.spans_skipped += batch.skipped
     s.spans_aggregate += batch.aggregates
     s.spans_rejected += len(batch.rejected)
-    s.events_accepted += len(batch.events)
-    if proto:
-        return web.Response(body=export_response_proto(batch), content_type=PROTOBUF)
-    return _json(export_response(batch), 200)
 
 
-async def post_otlp_metrics(request: web.Request) -> web.Response:
+def _count_metrics(s: IngestStats, batch: MetricsBatch) -> None:
+    s.data_points += batch.points
+    s.data_points_rejected += len(batch.rejected)
+    s.data_points_ignored += batch.ignored
+
+
+TRACES = OtlpSignal(
+    "an ExportTraceServiceRequest",
+    parse_traces_proto,
+    parse_export_json,
+    export_response_proto,
+    export_response,
+    _count_trace_request,
+    _count_traces,
+)
+METRICS = OtlpSignal(
+    "an ExportMetricsServiceRequest",
+    parse_metrics_proto,
+    parse_metrics_json,
+    metrics_response_proto,
+    metrics_response,
+    _count_metrics_request,
+    _count_metrics,
+)
+
+
+async def _post_otlp(request: web.Request, signal: OtlpSignal[Batch]) -> web.Response:
+    """One OTLP/HTTP export: parse in the request's encoding, publish, answer in it."""
     body = await _read_body(request, otlp=True)
     if isinstance(body, web.Response):
         return body
     ingest = request.app[INGEST]
-    ingest.stats.otlp_metrics_requests += 1
+    signal.count_request(ingest.stats)
     proto = request.content_type == PROTOBUF
     try:
-        batch: MetricsBatch = (parse_metrics_proto if proto else parse_metrics_json)(body)
+        batch = (signal.parse_proto if proto else signal.parse_json)(body)
     except OtlpError as exc:
-        return _error(400, str(exc), "send an ExportMetricsServiceRequest", otlp=True, proto=proto)
+        return _error(400, str(exc), f"send {signal.request_name}", otlp=True, proto=proto)
     try:
         await ingest.publish(batch.events)
     except Unavailable as exc:
         return _error(503, str(exc), "retry the export", otlp=True, proto=proto)
-    s = ingest.stats
-    s.data_points += batch.points
-    s.data_points_rejected += len(batch.rejected)
-    s.data_points_ignored += batch.ignored
-    s.events_accepted += len(batch.events)
+    signal.count(ingest.stats, batch)
+    ingest.stats.events_accepted += len(batch.events)
     if proto:
-        return web.Response(body=metrics_response_proto(batch), content_type=PROTOBUF)
-    return _json(metrics_response(batch), 200)
+        return web.Response(body=signal.answer_proto(batch), content_type=PROTOBUF)
+    return _json(signal.answer_json(batch), 200)
+
+
+async def post_otlp_traces(request: web.Request) -> web.Response:
+    return await _post_otlp(request, TRACES)
+
+
+async def post_otlp_metrics(request: web.Request) -> web.Response:
+    return await _post_otlp(request, METRICS)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -58,6 +58,7 @@ from tokenshare.producers.adapters.common import (
     latency_ms,
     model_slug,
     opaque_user,
+    prompt_and_cache,
     provider_label,
     rfc3339,
     short_text,
@@ -116,9 +117,17 @@ def standard_payload_event(
     if ident is None:
         raise MappingError("payload has no id (nor litellm_call_id)")
     choice = _first_choice(payload.get("response"), response_obj)
-    cached = first(
-        as_int(_field(_field(usage, "prompt_tokens_details"), "cached_tokens")),
-        as_int(_field(usage, "cache_read_input_tokens")),
+    # Anthropic's usage, as LiteLLM passes it on, names the cache parts apart.
+    prompt, cached, cache_creation = prompt_and_cache(
+        prompt,
+        first(
+            as_int(_field(_field(usage, "prompt_tokens_details"), "cached_tokens")),
+            as_int(_field(usage, "cache_read_input_tokens")),
+        ),
+        first(
+            as_int(_field(_field(usage, "prompt_tokens_details"), "cache_creation_tokens")),
+            as_int(_field(usage, "cache_creation_input_tokens")),
+        ),
     )
     return compact(
         {
@@ -132,7 +141,8 @@ def standard_payload_event(
                 as_int(_field(_field(usage, "completion_tokens_details"), "reasoning_tokens")),
                 completion,
             ),
-            "cached_tokens": within(cached, prompt),
+            "cached_tokens": cached,
+            "cache_creation_tokens": cache_creation,
             "cost_usd": as_float(payload.get("response_cost")),
             "app_id": short_text(metadata.get("user_api_key_team_id")),
             "user_id": opaque_user(

@@ -49,11 +49,11 @@ from tokenshare.producers.adapters.common import (
     label,
     model_slug,
     opaque_user,
+    prompt_and_cache,
     provider_label,
     rfc3339,
     short_text,
     to_event,
-    with_cache_parts,
     within,
 )
 from tokenshare.schema.event import SLUG_PATTERN, TokenEvent
@@ -86,9 +86,11 @@ def chat_completion_event(
     prompt = _usage_count(usage, "prompt_tokens")
     completion = _usage_count(usage, "completion_tokens")
     prompt_details = _details(usage, "prompt_tokens_details")
-    cached = as_int(prompt_details.get("cached_tokens"))
-    written = as_int(prompt_details.get("cache_write_tokens"))
-    prompt = with_cache_parts(prompt, cached, written)
+    prompt, cached, written = prompt_and_cache(
+        prompt,
+        as_int(prompt_details.get("cached_tokens")),
+        as_int(prompt_details.get("cache_write_tokens")),
+    )
     reasoning = as_int(_details(usage, "completion_tokens_details").get("reasoning_tokens"))
     choices = response.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
@@ -101,7 +103,8 @@ def chat_completion_event(
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "reasoning_tokens": within(reasoning, completion),
-            "cached_tokens": within(cached, prompt),
+            "cached_tokens": cached,
+            "cache_creation_tokens": written,
             "cost_usd": usage_cost(usage),
             "app_id": short_text(app_id),
             "user_id": opaque_user(user),

@@ -22,7 +22,8 @@ Cache writes: the conventions count ``gen_ai.usage.cache_creation.input_tokens``
 (and ``cache_read``) inside ``input_tokens``. An instrumentation that copies
 Anthropic's usage object counts them apart instead (its ``input_tokens`` is then
 smaller than the cache parts); there the cache parts are added, so that the
-tokens written to the cache are kept in ``prompt_tokens`` either way.
+tokens written to the cache are kept in ``prompt_tokens`` either way. Both parts
+are also kept on their own: ``cached_tokens`` and ``cache_creation_tokens``.
 
 Both older and current attribute names are read (``gen_ai.usage.prompt_tokens``
 before ``input_tokens``; ``gen_ai.system`` before ``gen_ai.provider.name``);
@@ -64,11 +65,11 @@ from tokenshare.producers.adapters.common import (
     latency_ms,
     model_slug,
     opaque_user,
+    prompt_and_cache,
     provider_label,
     rfc3339,
     short_text,
     to_event,
-    with_cache_parts,
     within,
 )
 from tokenshare.schema.event import TokenEvent
@@ -328,8 +329,9 @@ def span_event(
     if prompt is None and completion is None:
         return None
     prompt, completion = prompt or 0, completion or 0
-    cache_read = _tokens(attrs, CACHED_TOKENS)
-    prompt = with_cache_parts(prompt, cache_read, _tokens(attrs, CACHE_CREATION_TOKENS))
+    prompt, cached, cache_creation = prompt_and_cache(
+        prompt, _tokens(attrs, CACHED_TOKENS), _tokens(attrs, CACHE_CREATION_TOKENS)
+    )
     provider = _provider(attrs)
     model = model_slug(_text(attrs, MODEL), provider)
     if model is None:
@@ -349,7 +351,8 @@ def span_event(
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "reasoning_tokens": within(_tokens(attrs, REASONING_TOKENS), completion),
-            "cached_tokens": within(cache_read, prompt),
+            "cached_tokens": cached,
+            "cache_creation_tokens": cache_creation,
             "app_id": short_text(resource.get("service.name")),
             "user_id": opaque_user(first(*(attrs.get(k) for k in USER), resource.get("user.id"))),
             "finish_reason": label(_first_item(attrs.get("gen_ai.response.finish_reasons"))),
