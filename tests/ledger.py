@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
+from tokenshare import kafka_clients
 from tokenshare.producers.kafka_producer import EventProducer
 from tokenshare.schema.dead_letter import DeadLetter
 from tokenshare.settings import Settings
@@ -125,6 +126,7 @@ def dead_letter_sources(settings: Settings) -> list[tuple[str, int, int, int | N
     consumer = KafkaConsumer(
         settings.dlq_topic,
         bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=2000,
     )
@@ -139,6 +141,7 @@ def read_json(settings: Settings, topic: str) -> list[dict[str, Any]]:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=2000,
     )

@@ -58,11 +58,18 @@ def producer(settings: Settings, **extra: Any) -> KafkaProducer:
     return KafkaProducer(**options(settings, **{**DURABLE, **extra}))
 
 
+#: kafka-python consumer options every tokenshare consumer takes. Full fetch requests:
+#: its incremental fetch sessions (KIP-227) can stop returning records for good once
+#: the broker evicts or refuses a session (its cache holds 1,000 by default), which a
+#: broker shared by many consumers does. Listing a few partitions per fetch costs nothing.
+CONSUMER: dict[str, Any] = {"enable_incremental_fetch_sessions": False}
+
+
 def consumer(settings: Settings, *topics: str, **extra: Any) -> KafkaConsumer:
     """A kafka-python consumer, subscribed to ``topics`` when any are given."""
     from kafka import KafkaConsumer
 
-    return KafkaConsumer(*topics, **options(settings, **extra))
+    return KafkaConsumer(*topics, **options(settings, **{**CONSUMER, **extra}))
 
 
 def admin(settings: Settings, **extra: Any) -> KafkaAdminClient:

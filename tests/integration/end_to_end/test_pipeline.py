@@ -13,6 +13,7 @@ from kafka import KafkaConsumer
 
 from tests.factories import bad_inputs, event
 from tests.pipeline import Pipeline
+from tokenshare import kafka_clients
 from tokenshare.processes import settings_env, stop, wait_until
 from tokenshare.producers.kafka_producer import EventProducer
 from tokenshare.settings import Settings
@@ -49,6 +50,7 @@ def dead_letters(settings: Settings) -> list[tuple[bytes, dict[str, bytes]]]:
     consumer = KafkaConsumer(
         settings.dlq_topic,
         bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=3000,
     )

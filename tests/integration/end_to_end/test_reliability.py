@@ -29,6 +29,7 @@ from tests.ledger import Ledger, read_json
 from tests.netfault import FaultyLink, proxied_broker
 from tests.pipeline import Pipeline
 from tests.reliability_report import record
+from tokenshare import kafka_clients
 from tokenshare.localstack import LocalKafka
 from tokenshare.processes import free_ports, spawn, stop, wait_until
 from tokenshare.settings import Settings
@@ -319,6 +320,7 @@ def read_json_headers(s: Settings) -> list[dict[str, bytes]]:
     consumer = KafkaConsumer(
         s.dlq_topic,
         bootstrap_servers=s.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=2000,
         fetch_max_bytes=64 * 1024 * 1024,

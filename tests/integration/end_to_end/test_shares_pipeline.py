@@ -16,6 +16,7 @@ from kafka import KafkaConsumer
 
 from tests.pipeline import Pipeline
 from tests.weekly import WEEKLY, expected_final, rules_file, source_shares
+from tokenshare import kafka_clients
 from tokenshare.processes import spawn, wait_until
 from tokenshare.producers.kafka_producer import EventProducer
 from tokenshare.producers.weekly_replay import load_week_totals, replay_events, scaled_total
@@ -34,6 +35,7 @@ def alerts_on_topic(settings: Settings) -> list[dict[str, object]]:
     consumer = KafkaConsumer(
         settings.alerts_topic,
         bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=2000,
     )

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer
 from tests.factories import event
 from tests.ingest_http import AUTH, TOKEN, post, run
 from tests.samples import DATA
+from tokenshare import kafka_clients
 from tokenshare.schema.event import TokenEvent
 from tokenshare.settings import Settings
 
@@ -24,6 +25,7 @@ def topic_messages(settings: Settings) -> list[tuple[bytes, list[dict[str, Any]]
     consumer = KafkaConsumer(
         settings.events_topic,
         bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=3000,
     )

@@ -7,6 +7,7 @@ import orjson
 from kafka import KafkaConsumer
 
 from tests.samples import LITELLM_CALLS, LITELLM_COUNTED
+from tokenshare import kafka_clients
 from tokenshare.producers.adapters.litellm import litellm_callback
 from tokenshare.settings import Settings
 
@@ -22,6 +23,7 @@ def test_events_reach_the_events_topic(settings: Settings) -> None:
     consumer = KafkaConsumer(
         settings.events_topic,
         bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=3000,
     )

@@ -7,6 +7,7 @@ import orjson
 from kafka import KafkaConsumer
 
 from tests.factories import event
+from tokenshare import kafka_clients
 from tokenshare.producers.send import send_events
 from tokenshare.settings import Settings
 
@@ -24,6 +25,7 @@ def test_send_events_batches_valid_events_and_sends_invalid_ones_alone(settings:
     consumer = KafkaConsumer(
         settings.events_topic,
         bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_clients.CONSUMER,
         auto_offset_reset="earliest",
         consumer_timeout_ms=3_000,
     )
