@@ -41,9 +41,6 @@ T = TypeVar("T")
 #: Pauses before re-reading after a failed write, and between commit retries.
 FLUSH_RETRY = RetryPolicy(first_s=1.0, max_s=10.0)
 COMMIT_RETRY = RetryPolicy(first_s=1.0, max_s=10.0)
-#: After this long with nothing polled and nothing pending, ``on_idle`` runs (and again
-#: each time as long again passes).
-IDLE_PROBE_S = 5.0
 
 
 class Consumer(Protocol):
@@ -163,7 +160,6 @@ class CheckpointLoop:
     written them meanwhile: the writers reload their guards). ``announce`` gets
     each flush's messages (topic -> decoded) once they are stored, before the
     commit; it raises StoreError when it cannot, and the flush is read again.
-    ``on_idle`` runs every IDLE_PROBE_S while polls bring nothing.
     """
 
     def __init__(
@@ -177,7 +173,6 @@ class CheckpointLoop:
         on_assigned: Callable[[], None] = lambda: None,
         announce: Callable[[Mapping[str, list[Any]]], None] = lambda _: None,
         stop_event: threading.Event | None = None,
-        on_idle: Callable[[], None] = lambda: None,
     ) -> None:
         self.consumer = consumer
         self.routes = dict(routes)
@@ -189,8 +184,6 @@ class CheckpointLoop:
         self.commits = Commits(consumer, group)
         self.backoff = Backoff(FLUSH_RETRY)  # counts consecutive failed flushes
         self.unreadable = 0
-        self.on_idle = on_idle
-        self._idle_since = time.monotonic()
         self._pending = _Pending()
         consumer.subscribe(list(self.routes), listener=_Flusher(self))
 
@@ -202,11 +195,6 @@ class CheckpointLoop:
 
     def poll_once(self) -> None:
         polled = self.consumer.poll(timeout_ms=100, max_records=500)
-        if polled or self._pending.offsets:
-            self._idle_since = time.monotonic()
-        elif time.monotonic() - self._idle_since >= IDLE_PROBE_S:
-            self._idle_since = time.monotonic()
-            self.on_idle()
         for tp, records in polled.items():
             for record in records:
                 self._add(tp, record.offset, record.value)

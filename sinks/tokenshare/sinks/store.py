@@ -25,8 +25,6 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
 
 from tokenshare import kafka_clients
 from tokenshare.schema.outputs import AlertMessage, ShareSnapshot
@@ -147,7 +145,6 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
             max_wait_ms=settings.store_max_wait_ms,
             on_assigned=writer.load_marks,  # another store may have written them meanwhile
             announce=notices,
-            on_idle=lambda: _settle_positions(consumer),
         )
         metrics.count_unreadable(lambda: loop.unreadable)
         stop_metrics = metrics.serve(settings.store_metrics_bind, settings.store_metrics_port)
@@ -157,18 +154,6 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
     except BaseException:
         opened.close()  # an error half-way: close what was opened so far
         raise
-
-
-def _settle_positions(consumer: KafkaConsumer) -> None:
-    """Ask for every assigned partition's position, which waits for its offset reset
-    and validation. kafka-python 3.0's poll only starts them and can then fetch
-    nothing for good (a fresh store, assigned every partition, read no record for
-    minutes in long suite runs; its issue #3106 says position() unsticks it)."""
-    for tp in consumer.assignment():
-        try:
-            consumer.position(tp, timeout_ms=2_000)
-        except KafkaError as exc:  # a rebalance under way: the next idle probe asks again
-            log.info("position of %s not known yet: %s", tp, exc)
 
 
 def _waiting(owner: OwnerInfo | None, waited_s: float, limit_s: float) -> None:

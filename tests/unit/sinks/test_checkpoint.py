@@ -4,7 +4,6 @@ routing by topic, re-reading after a failed write, and rebalances."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,6 @@ from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from tokenshare.sinks import checkpoint
 from tokenshare.sinks.checkpoint import CheckpointLoop, Route
 from tokenshare.sinks.clickhouse import StoreError
 
@@ -188,20 +186,3 @@ def test_a_revocation_writes_and_the_poll_loop_commits(consumer: FakeConsumer) -
     assert assigned == [True]
     loop.poll_once()  # nothing new: the kept offsets are committed, for ROWS0 only
     assert consumer.committed == {ROWS0: 1}
-
-
-def test_idle_polls_run_the_idle_probe_and_input_resets_it(
-    consumer: FakeConsumer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The store settles its partitions' positions when polls bring nothing for a while."""
-    probes: list[float] = []
-    loop = make_loop(consumer, rows=FakeWriter(consumer))
-    loop.on_idle = lambda: probes.append(time.monotonic())
-    monkeypatch.setattr(checkpoint, "IDLE_PROBE_S", 0.0)
-    loop.poll_once()
-    loop.poll_once()
-    assert len(probes) == 2  # nothing polled, nothing pending: probed each time
-    monkeypatch.setattr(checkpoint, "IDLE_PROBE_S", 3600.0)
-    consumer.produce(TopicPartition("rows", 0), b"a")
-    loop.poll_once()
-    assert len(probes) == 2  # input: not idle
