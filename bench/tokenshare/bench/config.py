@@ -45,6 +45,12 @@ class Sizes:
     #: Kept for what runs after the memory measure (sink, profile, report).
     reserve_s: float = 75.0
 
+    def of_kind(self, kind: str) -> tuple[int, str]:
+        """Events a run of `kind` ("batched" or "single") reads, and how they are packed."""
+        if kind == "batched":
+            return self.events, f"{self.batch} events per message"
+        return self.single_events, "one event per message"
+
 
 FULL = Sizes()
 

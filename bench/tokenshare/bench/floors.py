@@ -38,8 +38,7 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
                 env.ui.step(f"floor. {table}, {kind} messages, run {run}/{sizes.runs}")
                 costs.append(timed_job(env, spec, env.topic(kind, run), sizes.sink_flush_rows))
                 env.ui.advance()
-            events = sizes.events if kind == "batched" else sizes.single_events
-            per = f"{sizes.batch} per message" if kind == "batched" else "one per message"
+            events, per = sizes.of_kind(kind)
             cost_figures(section, f"{table}_{kind}", f"{what}; {events:,} events, {per}", costs)
     for kind in KINDS:
         section.ratio(

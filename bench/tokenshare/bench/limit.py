@@ -76,7 +76,7 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
                 asyncio.run(consume(env.kafka.bootstrap, load.settings.events_topic, events))
             )
             env.ui.advance()
-        per = f"{sizes.batch} events per message" if kind == "batched" else "one event per message"
+        per = sizes.of_kind(kind)[1]
         cost_figures(section, kind, f"raw loop, {per} ({events:,} events)", runs)
     section.ratio("batched / single messages", section.value("batched"), section.value("single"))
     section.notes.append(

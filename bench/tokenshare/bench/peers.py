@@ -81,8 +81,7 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
             except (JobError, GroupTimeout) as exc:  # one peer failing leaves the others' figures
                 failed.append(f"{p.name}, {kind}: {exc}")
                 continue
-            events = sizes.events if kind == "batched" else sizes.single_events
-            per = f"{sizes.batch} per message" if kind == "batched" else "one per message"
+            events, per = sizes.of_kind(kind)
             cost_figures(
                 section,
                 f"{p.key}_{kind}",

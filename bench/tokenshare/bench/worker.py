@@ -66,8 +66,7 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
             alone_runs.append(alone)
             full_runs.append(full)
             env.ui.advance()
-        events = sizes.events if kind == "batched" else sizes.single_events
-        per = f"{sizes.batch} events per message" if kind == "batched" else "one event per message"
+        events, per = sizes.of_kind(kind)
         cost_figures(
             section,
             f"{kind}_full",
