@@ -10,7 +10,9 @@ and days changed, for the share stage) follows the inserts, so it never
 precedes the rows it names, and precedes the commit, so a crash repeats it
 rather than losing it. Offsets are committed only once every message read
 up to them is stored; a write that fails sends the consumer back to the first
-offsets not stored, to read them again after a pause.
+offsets not stored, to read them again after a pause. A rebalance writes
+nothing: what is pending is dropped, a partition that moved is re-read by its
+new owner from the last commit, and one that stays is sought back and read again.
 
 Which topic goes to which writer is a mapping, topic -> :class:`Route`, given
 by whoever wires the store (``sinks.store``); the loop knows no topic names.
@@ -18,6 +20,7 @@ by whoever wires the store (``sinks.store``); the loop knows no topic names.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import threading
 import time
@@ -41,6 +44,10 @@ T = TypeVar("T")
 #: Pauses before re-reading after a failed write, and between commit retries.
 FLUSH_RETRY = RetryPolicy(first_s=1.0, max_s=10.0)
 COMMIT_RETRY = RetryPolicy(first_s=1.0, max_s=10.0)
+
+#: A turn of the loop that takes longer than this is a hang (in a client library or a
+#: ClickHouse call): every thread's stack then goes to stderr, for the bug report.
+HUNG_S = 60.0
 
 
 class Consumer(Protocol):
@@ -69,11 +76,37 @@ class Route(Generic[T]):
 
 @dataclass(slots=True)
 class _Pending:
-    items: dict[str, list[Any]] = field(default_factory=dict)  # topic -> decoded messages
+    items: dict[TopicPartition, list[Any]] = field(default_factory=dict)  # decoded messages
     offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next to commit
     first: dict[TopicPartition, int] = field(default_factory=dict)  # where to re-read from
     rows: int = 0
     since: float = field(default_factory=time.monotonic)
+
+    def by_topic(self) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for tp, items in self.items.items():
+            out.setdefault(tp.topic, []).extend(items)
+        return out
+
+
+@dataclass(slots=True)
+class _Rebalances:
+    """What the consumer's rebalance listener saw, for the poll loop to act on.
+
+    kafka-python 3 calls the listener on its IO thread, which also serves every
+    fetch and heartbeat; work done there (a ClickHouse write, a produce) holds
+    all of them up, and a blocking consumer call there raises. So the listener
+    only notes what happened, and the poll loop acts on it after the poll returns.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    revoked: bool = False
+    assigned: bool = False
+
+    def take(self) -> tuple[bool, bool]:
+        with self.lock:
+            seen, self.revoked, self.assigned = (self.revoked, self.assigned), False, False
+        return seen
 
 
 class Commits:
@@ -185,17 +218,23 @@ class CheckpointLoop:
         self.backoff = Backoff(FLUSH_RETRY)  # counts consecutive failed flushes
         self.unreadable = 0
         self._pending = _Pending()
-        consumer.subscribe(list(self.routes), listener=_Flusher(self))
+        self._rebalances = _Rebalances()
+        consumer.subscribe(list(self.routes), listener=_Listener(self._rebalances))
 
     def run(self) -> None:
         """Poll, write, commit until the stop event is set; flushes before returning."""
         while not self.stop_event.is_set():
+            faulthandler.dump_traceback_later(HUNG_S)  # re-armed each turn
             self.poll_once()
+        faulthandler.cancel_dump_traceback_later()
         self.flush()
 
     def poll_once(self) -> None:
         polled = self.consumer.poll(timeout_ms=100, max_records=500)
+        reread = self._after_rebalance()
         for tp, records in polled.items():
+            if tp in reread:  # fetched before the seek back: read again from there
+                continue
             for record in records:
                 self._add(tp, record.offset, record.value)
         pending = self._pending
@@ -204,6 +243,26 @@ class CheckpointLoop:
             self.flush()
         elif self.commits.due():  # a failed commit, retried even with no new input
             self.commits.commit()
+
+    def _after_rebalance(self) -> set[TopicPartition]:
+        """Act on a rebalance the listener noted; returns the partitions sought back.
+
+        After a revocation nothing pending is written: a partition that moved is
+        re-read by its new owner from the last commit, and one assigned back to
+        this store is sought back to its first pending offset and read again.
+        """
+        revoked, assigned = self._rebalances.take()
+        reread: set[TopicPartition] = set()
+        if revoked:
+            dropped, self._pending = self._pending, _Pending()
+            kept = self.consumer.assignment()
+            for tp, first in dropped.first.items():
+                if tp in kept:
+                    self.consumer.seek(tp, first)
+                    reread.add(tp)
+        if assigned:
+            self.on_assigned()  # another store may have written them meanwhile
+        return reread
 
     def _add(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
         pending = self._pending
@@ -216,30 +275,30 @@ class CheckpointLoop:
             self.unreadable += 1
             log.error("unreadable message %s@%d: %s", tp, offset, exc)
         else:
-            pending.items.setdefault(tp.topic, []).append(item)
+            pending.items.setdefault(tp, []).append(item)
             pending.rows += route.size(item)
         pending.first.setdefault(tp, offset)
         pending.offsets[tp] = offset + 1
 
-    def flush(self, commit: bool = True) -> None:
+    def flush(self) -> None:
         """Write what is pending, route by route, announce it, then commit its offsets.
 
         When a write or the announcement fails, nothing is committed: the consumer is sent back
         to the first pending offsets and the same messages are read again
-        after a pause (the writers' guards make the repeat harmless). With
-        `commit=False` the offsets wait for the next commit (see _Flusher).
+        after a pause (the writers' guards make the repeat harmless).
         """
         pending, self._pending = self._pending, _Pending()
         if not pending.offsets:
             return
+        by_topic = pending.by_topic()
         try:
             crash_point("store.before_insert")
             for topic, route in self.routes.items():
-                items = pending.items.get(topic)
+                items = by_topic.get(topic)
                 if items:
                     route.write(items)
                     crash_point("store.after_insert")
-            self.announce(pending.items)
+            self.announce(by_topic)
             crash_point("store.before_commit")
         except StoreError as exc:
             pause = self.backoff.failed()
@@ -264,27 +323,20 @@ class CheckpointLoop:
             return
         self.backoff.succeeded()
         self.commits.add(pending.offsets)
-        if commit:
-            self.commits.commit()
+        self.commits.commit()
 
 
-class _Flusher(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Write what was read before partitions move to another store.
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Notes rebalances for the poll loop (see _Rebalances: nothing is done here)."""
 
-    kafka-python 3 calls this listener on its IO thread, where a blocking
-    consumer call (commit) raises RuntimeError; so the offsets are only kept
-    here and committed by the poll loop, for the partitions still assigned. A
-    partition that moved is re-read by its new owner from its last commit, and
-    the writer's guards (reloaded on assignment) drop what was already stored.
-    """
-
-    def __init__(self, loop: CheckpointLoop) -> None:
-        self.loop = loop
+    def __init__(self, seen: _Rebalances) -> None:
+        self.seen = seen
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.loop.flush(commit=False)
+        with self.seen.lock:
+            self.seen.revoked = True
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("store reads %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
-        # Another store may have written these partitions' rows meanwhile.
-        self.loop.on_assigned()
+        with self.seen.lock:
+            self.seen.assigned = True

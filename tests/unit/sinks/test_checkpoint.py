@@ -169,7 +169,9 @@ def test_enough_rows_flush_at_once(consumer: FakeConsumer) -> None:
     assert rows.stored == ["ab", "cd"] and consumer.committed == {ROWS0: 2}
 
 
-def test_a_revocation_writes_and_the_poll_loop_commits(consumer: FakeConsumer) -> None:
+def test_a_rebalance_writes_nothing_on_the_io_thread_and_re_reads_what_stays(
+    consumer: FakeConsumer,
+) -> None:
     rows = FakeWriter(consumer)
     loop = make_loop(consumer, rows=rows)
     assigned: list[bool] = []
@@ -178,11 +180,14 @@ def test_a_revocation_writes_and_the_poll_loop_commits(consumer: FakeConsumer) -
     consumer.produce(ROWS1, b"b")
     loop.poll_once()
     assert consumer.listener is not None
-    consumer.listener.on_partitions_revoked([ROWS1])
-    # Written, but not committed on the IO thread (where commit raises).
-    assert rows.stored == ["a", "b"] and consumer.committed == {}
+    consumer.listener.on_partitions_revoked([ROWS0, ROWS1])
     consumer.assigned = {ROWS0}  # ROWS1 moved to another store
     consumer.listener.on_partitions_assigned([ROWS0])
-    assert assigned == [True]
-    loop.poll_once()  # nothing new: the kept offsets are committed, for ROWS0 only
+    # The listener (kafka-python's IO thread) only notes the rebalance.
+    assert rows.stored == [] and assigned == [] and consumer.committed == {}
+    loop.poll_once()  # the poll loop drops what it held and seeks ROWS0 back
+    assert assigned == [True] and consumer.position[ROWS0] == 0
+    loop.poll_once()
+    loop.flush()
+    assert rows.stored == ["a"]  # ROWS1's "b" is its new owner's to store
     assert consumer.committed == {ROWS0: 1}
