@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+#: The topic number of the extra, untimed run that py-spy samples (timed runs are 1..runs).
+PROFILED_RUN = 0
+
 #: Every measure, in the order they run (`--only` picks a subset).
-MEASURES: tuple[str, ...] = ("d", "a", "floor", "b", "c", "f", "g", "e", "profile")
+MEASURES: tuple[str, ...] = ("d", "a", "floor", "b", "c", "f", "g", "e", "shares", "profile")
 
 TITLES: dict[str, str] = {
     "a": "a. The limit: raw aiokafka + orjson + dict aggregation",
@@ -22,6 +25,7 @@ TITLES: dict[str, str] = {
     "e": "e. ClickHouse sink alone (embedded chDB)",
     "f": "f. Freshness: send to visible in ClickHouse at a fixed load",
     "g": "g. Memory: peak RSS of worker and store",
+    "shares": "shares. The share stage: cost of one tick (day sums read + rules) at 1x and 4x",
     "profile": "Profile of the worker's hot path (Enricher.process + RowBatch.encode)",
 }
 

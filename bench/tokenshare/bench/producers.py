@@ -6,12 +6,14 @@ run r reads producer run r's topic), so the topics are loaded only once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
-from tokenshare.bench.config import TITLES
+from tokenshare.bench.config import PROFILED_RUN, TITLES
 from tokenshare.bench.cpu import RunCost
-from tokenshare.bench.env import BenchEnv
+from tokenshare.bench.env import BenchEnv, Kind
 from tokenshare.bench.report import Section, cost_figures
+from tokenshare.bench.sampling import Sampler
 
 
 def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
@@ -24,6 +26,15 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
             load = env.topic(kind, run)
             costs[kind].append(load.cost)
             env.ui.advance()
+    kinds: tuple[Kind, ...] = ("single", "batched")
+    for kind in kinds:
+        # One more load, not timed, under py-spy (this process is the producer); the
+        # worker's profiled run reads the topic it fills.
+        env.ui.step(f"d. producer, {kind}, profiled")
+        with Sampler({"producer": os.getpid()}, env.home / "profiles" / f"d-{kind}") as sampler:
+            env.topic(kind, PROFILED_RUN)
+        section.text += f"producer, {kind}\n{sampler.text()}\n\n"
+        env.ui.advance()
     cost_figures(
         section,
         "single",

@@ -72,6 +72,8 @@ class Target:
     op: Op
     threshold: float
     unit: str
+    #: Where the profile that explains a miss is (a section's py-spy tables).
+    explained_by: str = ""
 
     @property
     def met(self) -> bool | None:
@@ -199,12 +201,13 @@ def targets_markdown(targets: Sequence[Target]) -> str:
         "",
         "Marked met or missed, never asserted.",
         "",
-        "| target | measured | verdict |",
-        "|---|---:|---|",
+        "| target | measured | verdict | profile that explains a miss |",
+        "|---|---:|---|---|",
     ]
     for t in targets:
+        why = t.explained_by if t.met is False else ""
         lines.append(
             f"| {t.label} {t.op} {fmt(t.threshold, t.unit)} | {fmt(t.value, t.unit)} "
-            f"| {t.verdict()} |"
+            f"| {t.verdict()} | {why} |"
         )
     return "\n".join(lines) + "\n"

@@ -15,17 +15,28 @@ from the clock start to each end.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
 
-from tokenshare.bench.config import TITLES
+from tokenshare.bench.config import PROFILED_RUN, TITLES
 from tokenshare.bench.cpu import CpuMeter, RunCost
 from tokenshare.bench.env import BenchEnv, Kind
 from tokenshare.bench.peers import PEER_NAMES
 from tokenshare.bench.pipeline import Pipeline, PipelineError
 from tokenshare.bench.report import Section, cost_figures
+from tokenshare.bench.sampling import Sampler
 
 
-def timed_run(env: BenchEnv, kind: Kind, run: int) -> tuple[RunCost, RunCost]:
-    """(worker alone, full path) of one run."""
+@dataclass(frozen=True, slots=True)
+class Run:
+    alone: RunCost  # the worker until its ingest group has committed everything
+    full: RunCost  # worker and store until the store group has
+    profile: str = ""  # py-spy's tables of the worker and the store, when sampled
+
+
+def timed_run(env: BenchEnv, kind: Kind, run: int, profile_to: Path | None = None) -> Run:
+    """One run of `kind` from topic `run`; sampled by py-spy when `profile_to` is given."""
     load = env.topic(kind, run)
     with Pipeline(env, load.settings, f"c-{kind}-{run}") as pipeline:
         pipeline.start_store()
@@ -34,23 +45,26 @@ def timed_run(env: BenchEnv, kind: Kind, run: int) -> tuple[RunCost, RunCost]:
         meter = CpuMeter(pipeline.pids.values())
         meter.start()
         pids = pipeline.pids
-        deadline = t0 + max(300.0, load.events / 1_000)
-        watch, settings = pipeline.watch, pipeline.settings
-        t_alone = watch.wait_committed(
-            settings.ingest_group, settings.events_topic, end, deadline, pipeline.check
-        )
-        cpu_alone = meter.read()[pids["worker"]]
-        rows_end = pipeline.rows_end()
-        t_full = watch.wait_committed(
-            settings.store_group, settings.rows_topic, rows_end, deadline, pipeline.check
-        )
-        cpu_full = sum(meter.read().values())
+        sampler = Sampler(pids, profile_to) if profile_to else None
+        with sampler or nullcontext():
+            deadline = t0 + max(300.0, load.events / 1_000)
+            watch, settings = pipeline.watch, pipeline.settings
+            t_alone = watch.wait_committed(
+                settings.ingest_group, settings.events_topic, end, deadline, pipeline.check
+            )
+            cpu_alone = meter.read()[pids["worker"]]
+            rows_end = pipeline.rows_end()
+            t_full = watch.wait_committed(
+                settings.store_group, settings.rows_topic, rows_end, deadline, pipeline.check
+            )
+            cpu_full = sum(meter.read().values())
         stored = pipeline.count()
     if stored != load.events:
         raise PipelineError(f"{kind} run {run}: stored {stored:,} of {load.events:,} events")
-    return (
+    return Run(
         RunCost(load.events, t_alone - t0, cpu_alone),
         RunCost(load.events, t_full - t0, cpu_full),
+        sampler.text() if sampler else "",
     )
 
 
@@ -62,10 +76,16 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
         full_runs: list[RunCost] = []
         for run in range(1, sizes.runs + 1):
             env.ui.step(f"c. worker + store, {kind} messages, run {run}/{sizes.runs}")
-            alone, full = timed_run(env, kind, run)
-            alone_runs.append(alone)
-            full_runs.append(full)
+            timed = timed_run(env, kind, run)
+            alone_runs.append(timed.alone)
+            full_runs.append(timed.full)
             env.ui.advance()
+        # One more run, not timed, under py-spy: where the worker's and the store's
+        # time goes (what the missed targets are explained by).
+        env.ui.step(f"c. worker + store, {kind} messages, profiled")
+        sampled = timed_run(env, kind, PROFILED_RUN, env.home / "profiles" / f"c-{kind}")
+        section.text += f"full path, {kind}, {sampled.full.events:,} events\n{sampled.profile}\n\n"
+        env.ui.advance()
         events, per = sizes.of_kind(kind)
         cost_figures(
             section,

@@ -56,13 +56,21 @@ def test_smoke_run_writes_every_section_with_numbers(tmp_path: Path) -> None:
     rows = [line for line in _section(text, "Targets").splitlines() if ">=" in line or "<" in line]
     assert len(rows) == 14, rows
     for row in rows:  # RSS may stop short of its last checkpoint on a busy machine
-        if "RSS" in row or "share stage" in row:  # the share stage's cost is not measured yet
+        if "RSS" in row:
             continue
         assert re.search(r"\| (met|missed) \(", row), row
     side = _section(text, "Pipelines side by side")
     for pipeline in ("tokenshare worker + store", "sentry-arroyo", "quixstreams", "floor:"):
         line = next(ln for ln in side.splitlines() if pipeline in ln)
         assert "n/a" not in line, line
+    # The untimed runs under py-spy: each process's busiest functions.
+    full_path = _section(text, TITLES["c"])
+    for process in ("worker", "store"):
+        assert re.search(rf"{process}: [\d,]+ busy samples", full_path), full_path
+    assert "producer: " in _section(text, TITLES["d"])
+    for row in rows:  # a miss names the tables that explain it
+        if "| missed (" in row:
+            assert row.rstrip().rstrip("|").rstrip().split("|")[-1].strip(), row
     profile = _section(text, TITLES["profile"])
     # The validation frame the worker spends its time in (one pass: wire.decode_run).
     assert "Enricher.process" in profile and "decode_run" in profile
