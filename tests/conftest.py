@@ -9,6 +9,7 @@ the collection, so the folders and the marker cannot drift apart."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +102,24 @@ def migrated(ch_client: Client, _migrated_once: str) -> str:
     a quarter of a second, emptying a few milliseconds)."""
     empty(ch_client, _migrated_once)
     return _migrated_once
+
+
+# chDB's engine sometimes crashes in its own global destructors at interpreter exit
+# ("Exception in global_context->shutdown()", then SIGSEGV), after every test has run
+# and the summary is written; the run would then exit 139 whatever its result. So
+# the main pytest process ends itself with the run's own exit status once pytest is
+# done (xdist workers are left to exit normally: their controller reads their results).
+_exit_status: list[int] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _exit_status and not hasattr(config, "workerinput"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])
