@@ -17,9 +17,13 @@ system-deps:  ## Java 17 and Maven (Kafka broker), npm and Chromium (dashboard) 
 	  apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven; }
 	@command -v $(PYTHON) >/dev/null || command -v python3 >/dev/null || { \
 	  apt-get update -q && apt-get install -y -q python3 python3-venv; }
-	@command -v npm >/dev/null && command -v chromium >/dev/null || { \
-	  echo "installing npm (the dashboard's chart library) and Chromium (its browser tests)"; \
-	  apt-get update -q && apt-get install -y -q npm chromium; }
+	@# one at a time: a machine whose Node.js ships its own npm cannot take Debian's npm package
+	@command -v npm >/dev/null || { \
+	  echo "installing npm (the dashboard's chart library)"; \
+	  apt-get update -q && apt-get install -y -q npm; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing Chromium (the dashboard's browser tests)"; \
+	  apt-get update -q && apt-get install -y -q chromium; }
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null && PY=$(PYTHON) || PY=python3; \
