@@ -31,7 +31,15 @@ class Pipeline:
     def wait_drained(self, timeout: float = 120) -> None:
         for proc in [self.store, *self.workers]:
             assert proc.poll() is None, f"a pipeline process exited: {self.logs()}"
-        wait_until(self.drained, timeout, "worker and store to commit everything")
+        try:
+            wait_until(self.drained, timeout, "worker and store to commit everything")
+        except TimeoutError as stuck:
+            s = self.settings
+            lags = (
+                f"ingest lag {group_lag(s, s.ingest_group, s.events_topic)}, "
+                f"store lag {group_lag(s, s.store_group, s.rows_topic)}"
+            )
+            raise AssertionError(f"{stuck} ({lags})\n{self.logs()}") from stuck
 
     def add_worker(self) -> subprocess.Popen[bytes]:
         """Another worker in the same consumer group (own web port): a rebalance."""

@@ -27,6 +27,7 @@ class Context:
 
 def fail(message: str, hint: str) -> NoReturn:
     """Exit 1 with what went wrong and what to do next."""
-    console.print(f"[bold red]error:[/] {message}")
-    console.print(f"[yellow]next:[/] {hint}")
+    # soft_wrap: a piped error stays one greppable line; a terminal still folds it.
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    console.print(f"[yellow]next:[/] {hint}", soft_wrap=True)
     sys.exit(1)

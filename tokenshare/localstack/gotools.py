@@ -74,6 +74,8 @@ class GoTool:
     #: A Go module of this repository (its go.mod and go.sum pin the dependencies),
     #: built with ``go build`` there; `version` is then a hash of its files.
     source: Path | None = None
+    #: Go build tags (``-tags``), e.g. to leave out code the tests never run.
+    tags: tuple[str, ...] = ()
 
     @property
     def import_path(self) -> str:
@@ -105,6 +107,10 @@ ALERTMANAGER = GoTool(
     version_var="github.com/prometheus/common/version.Version",
     release="0.35.0",
 )
+#: Prometheus' service discovery plugins (cloud SDKs, Kubernetes) are most of its build
+#: time; only DNS discovery is used (deploy/prometheus/prometheus.yml), the tests scrape
+#: static targets. Upstream's build tags for this: plugins/plugin_*.go.
+_PROMETHEUS_TAGS = ("remove_all_sd", "enable_dns_sd")
 PROMETHEUS = GoTool(
     "prometheus",
     "github.com/prometheus/prometheus",
@@ -112,6 +118,7 @@ PROMETHEUS = GoTool(
     "v0.316.0",
     version_var="github.com/prometheus/common/version.Version",
     release="3.16.0",
+    tags=_PROMETHEUS_TAGS,
 )
 PROMTOOL = GoTool(
     "promtool",
@@ -120,6 +127,7 @@ PROMTOOL = GoTool(
     "v0.316.0",
     version_var="github.com/prometheus/common/version.Version",
     release="3.16.0",
+    tags=_PROMETHEUS_TAGS,
 )
 
 
@@ -249,6 +257,7 @@ def ensure_tool(tool: GoTool, console: Console | None = None) -> Path:
             staging = Path(scratch) / "bin"
             staging.mkdir()
             flags = [f"-ldflags=-X {tool.version_var}={tool.release}"] if tool.version_var else []
+            flags += [f"-tags={','.join(tool.tags)}"] if tool.tags else []
             if tool.source is not None:
                 if not (tool.source / "go.mod").is_file():
                     raise LocalStackError(

@@ -186,6 +186,7 @@ def build_targets(sections: Mapping[str, Section], sizes: Sizes) -> list[Target]
             "<=",
             1.25,
             "x",
+            "shares: each tick's load (SQL on the rollups) beside its whole wall clock",
         ),
         Target(
             f"freshness p99 at {sizes.fresh_rate:,} events/s (worse of raw_events, daily_rollup)",
@@ -201,6 +202,7 @@ def build_targets(sections: Mapping[str, Section], sizes: Sizes) -> list[Target]
             "<=",
             1.2,
             "x",
+            "g. memory: RSS at each checkpoint",
         ),
         Target(
             f"store peak RSS after {last:,} / after {first:,} events",
@@ -208,6 +210,7 @@ def build_targets(sections: Mapping[str, Section], sizes: Sizes) -> list[Target]
             "<=",
             1.2,
             "x",
+            "g. memory: RSS and ClickHouse's tracked memory at each checkpoint",
         ),
     ]  # fmt: skip
 

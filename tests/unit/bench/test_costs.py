@@ -105,3 +105,7 @@ def test_comparison_lists_only_measured_pipelines() -> None:
     text = comparison_markdown(sections, SMOKE)
     assert "| raw aiokafka + orjson + dict loop | 400,000 | 100,000 | 0.50 |" in text
     assert "arroyo" not in text
+
+
+def test_every_target_names_the_tables_that_would_explain_its_miss() -> None:
+    assert all(t.explained_by for t in build_targets({}, SMOKE))

@@ -23,6 +23,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+ROOT = Path(__file__).resolve().parents[3]
+
+
 def test_tools_are_pinned_and_cached_per_module_version(cache: Path) -> None:
     assert set(TOOLS) == {"alertmanager", "prometheus", "promtool", "panelcheck"}
     assert ALERTMANAGER.pinned == "github.com/prometheus/alertmanager/cmd/alertmanager@v0.35.0"
@@ -62,3 +65,20 @@ def test_a_tool_of_this_repository_is_cached_per_source(cache: Path, tmp_path: P
     before = _source_version(copy)
     (copy / "main.go").write_text((copy / "main.go").read_text() + "\n// changed\n")
     assert _source_version(copy) != before
+
+
+def test_prometheus_is_built_with_every_discovery_the_shipped_config_uses() -> None:
+    """The build leaves service discovery out (remove_all_sd) but what deploy/ uses."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    used = {
+        key.removesuffix("_sd_configs")
+        for job in config["scrape_configs"]
+        for key in job
+        if key.endswith("_sd_configs")
+    }
+    assert used, "the shipped config uses a discovery; this test guards the build tags for it"
+    for tool in (TOOLS["prometheus"], PROMTOOL):
+        assert "remove_all_sd" in tool.tags
+        assert {f"enable_{kind}_sd" for kind in used} <= set(tool.tags)
