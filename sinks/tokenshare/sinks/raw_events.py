@@ -15,6 +15,14 @@ more than once. Three guards make the table exactly-once:
 3. Insert token: a retried insert (timeout, lost reply) carries the same
    insert_deduplication_token, so ClickHouse drops the second copy.
 
+An insert writes raw_events and then each materialized view's table, so one
+that fails (a full disk) may have stored the raw rows and not their rollups.
+The rows read again would then be dropped by guard 2 and the rollups would
+never get them: the failed insert is kept and sent again first, same rows,
+same token, until it succeeds (``_Unsettled``). raw_events drops what it
+holds, and each view writes what it lacks
+(``deduplicate_blocks_in_dependent_materialized_views``).
+
 Rows travel as Arrow (``schema.rows``) and are inserted with the engine's
 Arrow input: Python values are made only for the rows the guards must look at.
 
@@ -26,6 +34,7 @@ and counted in ``late_events``, by the share stage's watermark rule
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -56,6 +65,8 @@ LOOKUP_CHUNK = 5_000
 MS_PER_DAY = 86_400_000
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+log = logging.getLogger(__name__)
+
 #: Pauses between the attempts of one insert.
 INSERT_RETRY = RetryPolicy(first_s=0.2, max_s=10.0)
 
@@ -69,6 +80,17 @@ class WriteStats:
     retries: int = 0
     late: int = 0  # stored after their day had closed (see late_events)
     conflicts: int = 0  # same event id and day, other figures: dead-lettered
+
+
+@dataclass(slots=True)
+class _Unsettled:
+    """An insert that failed: some of its tables may hold its rows, others not."""
+
+    table: pa.Table
+    token: str
+    marks: dict[tuple[str, int], Mark]  #: the writer's marks once it is durable
+    late: dict[int, list[int]]
+    mark: int | None
 
 
 @dataclass(slots=True)
@@ -88,6 +110,7 @@ class RawEventWriter:
     #: then a Bloom filter of the stored ids spares most event-id lookups.
     sole_writer: bool = False
     ids: IdFilter | None = field(default=None, init=False)
+    _unsettled: _Unsettled | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.sole_writer:
@@ -106,9 +129,15 @@ class RawEventWriter:
         self.marks = {(t, int(p)): (int(m[0]), int(m[1])) for t, p, m in rows}
         if self.ids is not None:
             self.ids.clear()  # rebuilt from the table as flushes need its days
+        if not self.sole_writer and self._unsettled is not None:
+            # Its partitions may have moved to another store, which writes the rows
+            # itself: sent again here they could be stored twice.
+            log.warning("a failed insert is not retried after a rebalance")
+            self._unsettled = None
 
     def write(self, batches: Sequence[RowBatch]) -> int:
         """Store what is new in `batches`; returns rows inserted. Raises StoreError."""
+        settled = self._settle()
         fresh: list[RowBatch] = []
         marks = dict(self.marks)  # advanced per batch: a replay may sit in the same call
         for batch in batches:
@@ -119,7 +148,7 @@ class RawEventWriter:
                 fresh.append(new)
                 marks[key] = new.last
         if not fresh:
-            return 0
+            return settled
         table = pa.Table.from_batches([b.arrow for b in fresh], schema=ROW_SCHEMA)
         n = table.num_rows
         ts_ms = _ts_ms(table)
@@ -143,10 +172,30 @@ class RawEventWriter:
             late = self._late_days(table, ts_ms, mark)
             if self.ids is not None:  # before the insert: its outcome may stay unknown
                 self.ids.add(hashes, days)
-            self._insert(table, _token(fresh))
+            token = _token(fresh)
+            try:
+                self._insert(table, token)
+            except StoreError:
+                self._unsettled = _Unsettled(table, token, marks, late, mark)
+                raise
             self._record_late(late, mark)
         self.marks = marks  # only once the rows are durable
         inserted = int(table.num_rows)
+        self.stats.inserted += inserted
+        return settled + inserted
+
+    def _settle(self) -> int:
+        """Send the insert that failed again, verbatim; returns its rows. Raises
+        StoreError while it still fails (nothing else is written meanwhile)."""
+        unsettled = self._unsettled
+        if unsettled is None:
+            return 0
+        self._insert(unsettled.table, unsettled.token)
+        self._unsettled = None
+        for key, mark in unsettled.marks.items():  # its rows, read again, are replays
+            self.marks[key] = max(mark, self.marks.get(key, mark))
+        self._record_late(unsettled.late, unsettled.mark)
+        inserted = int(unsettled.table.num_rows)
         self.stats.inserted += inserted
         return inserted
 

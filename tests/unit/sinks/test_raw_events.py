@@ -12,6 +12,7 @@ from tests.factories import event
 from tokenshare.schema.catalog import Catalog
 from tokenshare.schema.rows import RowBatch
 from tokenshare.schema.wire import encode
+from tokenshare.sinks.clickhouse import StoreError
 from tokenshare.sinks.raw_events import RawEventWriter
 from tokenshare.streams.batch import Enricher, SourceMessage
 from tokenshare.watermark import WatermarkRule
@@ -161,3 +162,35 @@ def test_the_id_filter_spares_lookups_and_holds_across_a_restart(
     assert restarted.stats.duplicates == 100 and count(ch_client, migrated) == 100
     # New events next to them are stored.
     assert restarted.write([rows(2, range(50, 60), seed=1)]) == 20
+
+
+ROLLUP_REQUESTS = {
+    "daily_rollup": "SELECT sum(requests) FROM {db}.daily_rollup WHERE dimension = 'origin_bloc'",
+    "segment_rollup": "SELECT sum(requests) FROM {db}.segment_rollup "
+    "WHERE segment_dimension = '' AND dimension = 'origin_bloc'",
+}
+
+
+@pytest.mark.parametrize("failing", sorted(ROLLUP_REQUESTS))
+def test_an_insert_that_failed_in_a_view_leaves_every_rollup_exact(
+    ch_client: Client, migrated: str, sole: bool, failing: str
+) -> None:
+    """One insert writes raw_events and each materialized view's table, and a full disk
+    can fail it after some of them took the rows. Whatever landed, the rows read again
+    must end up once in raw_events and once in every rollup."""
+    db = migrated
+    # Every write into one view's table fails, as on a full disk.
+    ch_client.command(f"ALTER TABLE {db}.{failing} ADD CONSTRAINT full_disk CHECK requests < 0")
+    try:
+        writer = RawEventWriter(ch_client, migrated, retries=0, sole_writer=sole)
+        batch = rows(0, range(0, 10))
+        with pytest.raises(StoreError):
+            writer.write([batch])
+        ch_client.command(f"ALTER TABLE {db}.{failing} DROP CONSTRAINT full_disk")
+        writer.write([batch])  # the store reads the flush again
+        writer.write([rows(0, range(0, 15))])  # and goes on
+    finally:
+        ch_client.command(f"ALTER TABLE {db}.{failing} DROP CONSTRAINT IF EXISTS full_disk")
+    assert count(ch_client, db) == 30
+    for table, sql in ROLLUP_REQUESTS.items():
+        assert ch_client.query(sql.format(db=db)).result_rows[0][0] == 30, table
