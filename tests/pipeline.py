@@ -21,12 +21,16 @@ class Pipeline:
     store: subprocess.Popen[bytes]
     workers: list[subprocess.Popen[bytes]]
 
-    def drained(self) -> bool:
+    def lags(self) -> dict[str, int | None]:
+        """Messages not yet committed by the worker (ingest) and by the store."""
         s = self.settings
-        return (
-            group_lag(s, s.ingest_group, s.events_topic) == 0
-            and group_lag(s, s.store_group, s.rows_topic) == 0
-        )
+        return {
+            "ingest": group_lag(s, s.ingest_group, s.events_topic),
+            "store": group_lag(s, s.store_group, s.rows_topic),
+        }
+
+    def drained(self) -> bool:
+        return all(lag == 0 for lag in self.lags().values())
 
     def wait_drained(self, timeout: float = 120) -> None:
         for proc in [self.store, *self.workers]:
@@ -34,12 +38,7 @@ class Pipeline:
         try:
             wait_until(self.drained, timeout, "worker and store to commit everything")
         except TimeoutError as stuck:
-            s = self.settings
-            lags = (
-                f"ingest lag {group_lag(s, s.ingest_group, s.events_topic)}, "
-                f"store lag {group_lag(s, s.store_group, s.rows_topic)}"
-            )
-            raise AssertionError(f"{stuck} ({lags})\n{self.logs()}") from stuck
+            raise AssertionError(f"{stuck} (lags {self.lags()})\n{self.logs()}") from stuck
 
     def add_worker(self) -> subprocess.Popen[bytes]:
         """Another worker in the same consumer group (own web port): a rebalance."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokenshare.bench.config import TITLES
 from tokenshare.bench.env import BenchEnv
@@ -41,11 +41,18 @@ def copy_of(batch: RowBatch, k: int) -> RowBatch:
     return RowBatch(f"{batch.src_topic}.copy{k}", batch.src_partition, columns)
 
 
-def tick_seconds(query: Any, rules: RulesConfig) -> tuple[float, float, float, int]:
-    """(wall, CPU, of which loading) seconds of one tick, and the alerts it found.
+class Tick(NamedTuple):
+    """One tick of the share stage: the load (SQL on the rollups) and the evaluation
+    (Python) are split so that a miss says which half grew with the events."""
 
-    The load (SQL on the rollups) and the evaluation (Python) are split so that a
-    miss says which half grew with the events."""
+    wall: float  #: seconds
+    cpu: float  #: CPU seconds
+    load: float  #: seconds of `wall` spent loading the day sums
+    alerts: int
+
+
+def tick_seconds(query: Any, rules: RulesConfig) -> Tick:
+    """Times one tick."""
     started, cpu = time.perf_counter(), time.process_time()
     sums = load_day_sums(
         query,
@@ -57,7 +64,7 @@ def tick_seconds(query: Any, rules: RulesConfig) -> tuple[float, float, float, i
     loaded = time.perf_counter() - started
     result = ShareEngine(rules).tick(sums, now=NOW)
     wall = time.perf_counter() - started
-    return wall, time.process_time() - cpu, loaded, len(result.alerts)
+    return Tick(wall, time.process_time() - cpu, loaded, len(result.alerts))
 
 
 def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
@@ -89,8 +96,8 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
             env.ui.step(f"shares: {TICKS} ticks at {volume}x")
             tick_seconds(query, rules)  # warm caches
             runs = [tick_seconds(query, rules) for _ in range(TICKS)]
-            walls[volume] = [wall for wall, _, _, _ in runs]
-            alerts[volume] = runs[-1][3]
+            walls[volume] = [tick.wall for tick in runs]
+            alerts[volume] = runs[-1].alerts
             section.add(
                 f"tick_{volume}x",
                 Figure(
@@ -102,13 +109,13 @@ def measure(env: BenchEnv, done: Mapping[str, Section]) -> Section:
             )
             section.add(
                 f"tick_{volume}x_cpu",
-                Figure(f"one tick at {volume}x, CPU", median([c for _, c, _, _ in runs]), "CPU s"),
+                Figure(f"one tick at {volume}x, CPU", median([tick.cpu for tick in runs]), "CPU s"),
             )
             section.add(
                 f"tick_{volume}x_load",
                 Figure(
                     f"of which loading the day sums (SQL on the rollups) at {volume}x",
-                    median([loaded for _, _, loaded, _ in runs]),
+                    median([tick.load for tick in runs]),
                     "s",
                 ),
             )
