@@ -13,6 +13,8 @@ up to them is stored; a write that fails sends the consumer back to the first
 offsets not stored, to read them again after a pause. A rebalance writes
 nothing: what is pending is dropped, a partition that moved is re-read by its
 new owner from the last commit, and one that stays is sought back and read again.
+A consumer that stops fetching a partition it owns (``sinks.stall``) subscribes
+afresh, which is a rebalance of its own.
 
 Which topic goes to which writer is a mapping, topic -> :class:`Route`, given
 by whoever wires the store (``sinks.store``); the loop knows no topic names.
@@ -36,6 +38,7 @@ from kafka.structs import OffsetAndMetadata
 from tokenshare.faults import crash_point
 from tokenshare.retry import Backoff, RetryPolicy
 from tokenshare.sinks.clickhouse import StoreError, disk_full
+from tokenshare.sinks.stall import STALL_S, StallWatch, Stuck
 
 log = logging.getLogger("tokenshare.store")
 
@@ -54,10 +57,13 @@ class Consumer(Protocol):
     """What the loop uses of a kafka-python KafkaConsumer (tests give a fake)."""
 
     def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
+    def unsubscribe(self) -> None: ...
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, list[Any]]: ...
     def assignment(self) -> set[TopicPartition]: ...
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None: ...
+    def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> Any: ...
+    def end_offsets(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +212,7 @@ class CheckpointLoop:
         on_assigned: Callable[[], None] = lambda: None,
         announce: Callable[[Mapping[str, list[Any]]], None] = lambda _: None,
         stop_event: threading.Event | None = None,
+        stall_s: float = STALL_S,
     ) -> None:
         self.consumer = consumer
         self.routes = dict(routes)
@@ -219,6 +226,8 @@ class CheckpointLoop:
         self.unreadable = 0
         self._pending = _Pending()
         self._rebalances = _Rebalances()
+        self.stalls = StallWatch(stall_s)
+        self.resubscribed = 0
         consumer.subscribe(list(self.routes), listener=_Listener(self._rebalances))
 
     def run(self) -> None:
@@ -230,7 +239,9 @@ class CheckpointLoop:
         self.flush()
 
     def poll_once(self) -> None:
+        started = time.monotonic()
         polled = self.consumer.poll(timeout_ms=100, max_records=500)
+        self.stalls.polled(polled, time.monotonic() - started)
         reread = self._after_rebalance()
         for tp, records in polled.items():
             if tp in reread:  # fetched before the seek back: read again from there
@@ -243,6 +254,24 @@ class CheckpointLoop:
             self.flush()
         elif self.commits.due():  # a failed commit, retried even with no new input
             self.commits.commit()
+        stuck = self.stalls.stuck(self.consumer)
+        if stuck:
+            self._subscribe_afresh(stuck)
+
+    def _subscribe_afresh(self, stuck: list[Stuck]) -> None:
+        """Leave and join the group again: the client rebuilds each partition's fetch
+        state, and reads on from the last commit (what is pending is dropped)."""
+        self.resubscribed += 1
+        log.warning(
+            "the Kafka consumer stopped fetching %s; subscribing again (reading on from "
+            "the last commit, nothing is lost). If this repeats, report it with this log: "
+            "it is a client library fault, not a broker one.",
+            "; ".join(map(str, stuck)),
+        )
+        self._pending = _Pending()
+        self.consumer.unsubscribe()
+        self.consumer.subscribe(list(self.routes), listener=_Listener(self._rebalances))
+        self.stalls.restart()  # the join that follows calls on_assigned, as any does
 
     def _after_rebalance(self) -> set[TopicPartition]:
         """Act on a rebalance the listener noted; returns the partitions sought back.

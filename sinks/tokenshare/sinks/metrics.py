@@ -15,7 +15,9 @@ Series (all prefixed ``tokenshare_store_``):
 - ``write_failures_total{topic_kind}``: flushes that failed and are re-read;
 - ``freshness_seconds``: at each rows flush, the age of its newest event (event
   time to stored): how far behind live traffic the tables are;
-- ``unreadable_total``: messages no writer could decode (a bug or a version skew).
+- ``unreadable_total``: messages no writer could decode (a bug or a version skew);
+- ``resubscribed_total``: times the consumer stopped fetching partitions it owns
+  and subscribed again (``sinks.stall``).
 """
 
 from __future__ import annotations
@@ -142,7 +144,24 @@ class StoreMetrics:
 
     def count_unreadable(self, read: Callable[[], int]) -> None:
         """Export `read()` (the loop's own count of undecodable messages)."""
-        self.registry.register(_Unreadable(read))
+        self.registry.register(
+            _LoopCount(
+                "tokenshare_store_unreadable",
+                "Messages no writer could decode (a bug or a version skew); skipped.",
+                read,
+            )
+        )
+
+    def count_resubscribed(self, read: Callable[[], int]) -> None:
+        """Export `read()` (the loop's own count of fresh subscriptions after a stall)."""
+        self.registry.register(
+            _LoopCount(
+                "tokenshare_store_resubscribed",
+                "Times the Kafka consumer stopped fetching partitions it owns and "
+                "subscribed again.",
+                read,
+            )
+        )
 
     def serve(self, host: str, port: int) -> Callable[[], None] | None:
         """Serve /metrics on host:port in a thread; returns how to stop it, or None
@@ -168,13 +187,11 @@ class StoreMetrics:
         return stop
 
 
-class _Unreadable(Collector):
-    def __init__(self, read: Callable[[], int]) -> None:
-        self.read = read
+class _LoopCount(Collector):
+    """A counter the store's loop keeps itself, read at each scrape."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self.name, self.documentation, self.read = name, documentation, read
 
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "tokenshare_store_unreadable",
-            "Messages no writer could decode (a bug or a version skew); skipped.",
-            value=self.read(),
-        )
+        yield CounterMetricFamily(self.name, self.documentation, value=self.read())

@@ -147,6 +147,7 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
             announce=notices,
         )
         metrics.count_unreadable(lambda: loop.unreadable)
+        metrics.count_resubscribed(lambda: loop.resubscribed)
         stop_metrics = metrics.serve(settings.store_metrics_bind, settings.store_metrics_port)
         if stop_metrics is not None:
             opened.callback(stop_metrics)

@@ -31,14 +31,20 @@ class Record:
 
 @dataclass
 class FakeConsumer:
-    """Serves queued records from per-partition positions, as a consumer does."""
+    """Serves queued records from per-partition positions, as a consumer does.
+
+    ``stalled`` makes it return nothing, as kafka-python did with partitions it
+    had left marked for revocation, until it subscribes again.
+    """
 
     log: dict[TopicPartition, list[bytes]] = field(default_factory=dict)
-    position: dict[TopicPartition, int] = field(default_factory=dict)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
     committed: dict[TopicPartition, int] = field(default_factory=dict)
     topics: list[str] = field(default_factory=list)
     listener: ConsumerRebalanceListener | None = None
     assigned: set[TopicPartition] = field(default_factory=set)
+    stalled: bool = False
+    subscriptions: int = 0
 
     def produce(self, tp: TopicPartition, *values: bytes) -> None:
         self.log.setdefault(tp, []).extend(values)
@@ -46,21 +52,37 @@ class FakeConsumer:
 
     def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None:
         self.topics, self.listener = topics, listener
+        self.subscriptions += 1
+
+    def unsubscribe(self) -> None:
+        self.positions.clear()  # a fresh subscription starts from the last commit
+        self.stalled = False
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, list[Any]]:
-        out = {}
+        out: dict[TopicPartition, list[Any]] = {}
+        if self.stalled:
+            return out
         for tp, values in self.log.items():
-            start = self.position.get(tp, self.committed.get(tp, 0))
+            start = self.next_offset(tp)
             if start < len(values):
                 out[tp] = [Record(o, values[o]) for o in range(start, len(values))]
-                self.position[tp] = len(values)
+                self.positions[tp] = len(values)
         return out
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
 
+    def next_offset(self, tp: TopicPartition) -> int:
+        return self.positions.get(tp, self.committed.get(tp, 0))
+
+    def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> int:
+        return self.next_offset(partition)
+
+    def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.log.get(tp, [])) for tp in partitions}
+
     def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.position[partition] = offset
+        self.positions[partition] = offset
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         self.committed.update({tp: meta.offset for tp, meta in offsets.items()})
@@ -94,7 +116,9 @@ def consumer() -> FakeConsumer:
     return FakeConsumer()
 
 
-def make_loop(consumer: FakeConsumer, **writers: FakeWriter) -> CheckpointLoop:
+def make_loop(
+    consumer: FakeConsumer, stall_s: float = 3600.0, **writers: FakeWriter
+) -> CheckpointLoop:
     stopped = threading.Event()
     stopped.set()  # a failed write's pause returns at once
     return CheckpointLoop(
@@ -104,6 +128,7 @@ def make_loop(consumer: FakeConsumer, **writers: FakeWriter) -> CheckpointLoop:
         max_rows=1_000,
         max_wait_ms=60_000,
         stop_event=stopped,
+        stall_s=stall_s,
     )
 
 
@@ -186,8 +211,32 @@ def test_a_rebalance_writes_nothing_on_the_io_thread_and_re_reads_what_stays(
     # The listener (kafka-python's IO thread) only notes the rebalance.
     assert rows.stored == [] and assigned == [] and consumer.committed == {}
     loop.poll_once()  # the poll loop drops what it held and seeks ROWS0 back
-    assert assigned == [True] and consumer.position[ROWS0] == 0
+    assert assigned == [True] and consumer.positions[ROWS0] == 0
     loop.poll_once()
     loop.flush()
     assert rows.stored == ["a"]  # ROWS1's "b" is its new owner's to store
     assert consumer.committed == {ROWS0: 1}
+
+
+def test_a_consumer_that_stops_fetching_subscribes_again_and_reads_on(
+    consumer: FakeConsumer,
+) -> None:
+    rows = FakeWriter(consumer)
+    loop = make_loop(consumer, stall_s=0.0, rows=rows)  # every poll is a check
+    consumer.produce(ROWS0, b"a")
+    loop.poll_once()
+    loop.flush()
+    consumer.produce(ROWS0, b"b")
+    consumer.produce(ROWS1, b"c")
+    for _ in range(3):  # all read, or nothing more to read: no reason to subscribe again
+        loop.poll_once()
+    loop.flush()
+    assert consumer.subscriptions == 1 and rows.stored == ["a", "b", "c"]
+    consumer.produce(ROWS1, b"d")
+    consumer.stalled = True  # the client stops fetching with "d" unread
+    loop.poll_once()
+    assert consumer.subscriptions == 2 and loop.resubscribed == 1
+    loop.poll_once()
+    loop.flush()
+    assert rows.stored == ["a", "b", "c", "d"]
+    assert consumer.committed == {ROWS0: 2, ROWS1: 2}

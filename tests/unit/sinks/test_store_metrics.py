@@ -36,6 +36,7 @@ def test_a_flush_is_counted_and_timed_and_served() -> None:
     metrics = StoreMetrics()
     unreadable = [0]
     metrics.count_unreadable(lambda: unreadable[0])
+    metrics.count_resubscribed(lambda: 1)
     write = metrics.rows_writer(lambda batches: 7)  # 7 of the 10 rows were new
     assert write([rows(4, age_s=30), rows(6, age_s=2)]) == 7
 
@@ -66,6 +67,7 @@ def test_a_flush_is_counted_and_timed_and_served() -> None:
     assert got["tokenshare_store_messages_total[topic_kind=alerts]"] == 2
     assert got["tokenshare_store_conflicts_total"] == 1 and conflicted == [{"event_id": "x"}]
     assert got["tokenshare_store_unreadable_total"] == 2
+    assert got["tokenshare_store_resubscribed_total"] == 1
     # Freshness: the newest row of the flush (2 s old), once per flush; not the failed one.
     assert got["tokenshare_store_freshness_seconds_count"] == 1
     assert got["tokenshare_store_freshness_seconds_bucket[le=1.0]"] == 0
