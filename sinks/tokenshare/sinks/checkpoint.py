@@ -38,7 +38,7 @@ from kafka.structs import OffsetAndMetadata
 from tokenshare.faults import crash_point
 from tokenshare.retry import Backoff, RetryPolicy
 from tokenshare.sinks.clickhouse import StoreError, disk_full
-from tokenshare.sinks.stall import STALL_S, StallWatch, Stuck
+from tokenshare.sinks.stall import CHECK_S, STALL_S, StallWatch, Stuck
 
 log = logging.getLogger("tokenshare.store")
 
@@ -213,6 +213,7 @@ class CheckpointLoop:
         announce: Callable[[Mapping[str, list[Any]]], None] = lambda _: None,
         stop_event: threading.Event | None = None,
         stall_s: float = STALL_S,
+        stall_check_s: float = CHECK_S,
     ) -> None:
         self.consumer = consumer
         self.routes = dict(routes)
@@ -226,7 +227,7 @@ class CheckpointLoop:
         self.unreadable = 0
         self._pending = _Pending()
         self._rebalances = _Rebalances()
-        self.stalls = StallWatch(stall_s)
+        self.stalls = StallWatch(stall_s, stall_check_s)
         self.resubscribed = 0
         consumer.subscribe(list(self.routes), listener=_Listener(self._rebalances))
 

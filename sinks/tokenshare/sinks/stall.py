@@ -20,9 +20,13 @@ from typing import Any, Protocol
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-#: How long a partition with unread messages may return none before it counts as stuck.
-#: Far above any healthy gap: a fetch waits at most fetch_max_wait_ms (0.5 s).
-STALL_S = 30.0
+#: How long a partition with unread messages may return none before it is suspect, in
+#: seconds of polling: far above any healthy gap (a fetch waits at most 0.5 s).
+STALL_S = 20.0
+#: How often the watch looks, and how long a suspect is given to move before it
+#: counts as stuck: new messages that reached an idle partition just before a look
+#: are fetched well within it.
+CHECK_S = 5.0
 
 
 class Positions(Protocol):
@@ -54,14 +58,21 @@ class Stuck:
 class StallWatch:
     """When each assigned partition last returned messages, and which ones are stuck.
 
+    A partition is stuck when two looks ``check_s`` apart both find it quiet for
+    ``stall_s`` with messages past the same position: one look could catch
+    messages that reached an idle partition a moment before it.
+
     Time here is time spent in ``poll()``: a long flush or a pause after a failed
     write is not time in which the consumer could have fetched.
     """
 
     stall_s: float = STALL_S
+    check_s: float = CHECK_S
     clock: float = 0.0  # seconds spent polling
     last_read: dict[TopicPartition, float] = field(default_factory=dict)
-    checked_at: float = 0.0
+    suspects: dict[TopicPartition, int] = field(default_factory=dict)  # -> position
+    looked_at: float = 0.0
+    asked_at: float | None = None  # the broker, for end offsets
 
     def polled(self, partitions: Iterable[TopicPartition], seconds: float) -> None:
         """One poll took ``seconds`` and returned messages of ``partitions``."""
@@ -72,34 +83,45 @@ class StallWatch:
     def restart(self) -> None:
         """Start over (after a fresh subscription): every partition is new again."""
         self.last_read.clear()
-        self.checked_at = self.clock
+        self.suspects.clear()
+        self.looked_at, self.asked_at = self.clock, None
 
     def stuck(self, consumer: Positions) -> list[Stuck]:
-        """The assigned partitions quiet for ``stall_s`` with messages past their position.
+        """The assigned partitions found stuck by this look (see the class).
 
-        Asks the broker for end offsets at most once per ``stall_s``, and only when
-        a partition has been quiet that long, so an idle store costs one small
-        request every half minute and a busy one none.
+        Looks once per ``check_s``; asks the broker for end offsets only about
+        partitions quiet for ``stall_s``, and at most once per ``stall_s`` unless
+        one is suspect: an idle store sends one small request every 20 s, a busy
+        one none.
         """
         now = self.clock
-        if now - self.checked_at < self.stall_s:
+        if now - self.looked_at < self.check_s:
             return []
-        self.checked_at = now
+        self.looked_at = now
         assigned = consumer.assignment()
         for tp in list(self.last_read):
             if tp not in assigned:
                 del self.last_read[tp]
         quiet = [tp for tp in assigned if now - self.last_read.setdefault(tp, now) >= self.stall_s]
-        if not quiet:
+        due = self.asked_at is None or now - self.asked_at >= self.stall_s
+        if not quiet or not (self.suspects or due):
+            self.suspects = {tp: o for tp, o in self.suspects.items() if tp in quiet}
             return []
+        self.asked_at = now
         try:
             ends = consumer.end_offsets(quiet)
             positions = {tp: consumer.position(tp, timeout_ms=1_000) for tp in quiet}
         except KafkaError:  # a rebalance or a broker away: judge again next time
             return []
+        suspects: dict[TopicPartition, int] = {}
         stuck = []
         for tp in sorted(quiet):
             position, end = positions.get(tp), ends.get(tp)
-            if position is not None and end is not None and position < end:
+            if position is None or end is None or position >= end:
+                continue
+            if self.suspects.get(tp) == position:
                 stuck.append(Stuck(tp, int(position), int(end), now - self.last_read[tp]))
+            else:
+                suspects[tp] = int(position)
+        self.suspects = suspects
         return stuck

@@ -129,6 +129,7 @@ def make_loop(
         max_wait_ms=60_000,
         stop_event=stopped,
         stall_s=stall_s,
+        stall_check_s=0.0,
     )
 
 
@@ -234,6 +235,8 @@ def test_a_consumer_that_stops_fetching_subscribes_again_and_reads_on(
     assert consumer.subscriptions == 1 and rows.stored == ["a", "b", "c"]
     consumer.produce(ROWS1, b"d")
     consumer.stalled = True  # the client stops fetching with "d" unread
+    loop.poll_once()
+    assert consumer.subscriptions == 1  # suspect: "d" could have arrived a moment ago
     loop.poll_once()
     assert consumer.subscriptions == 2 and loop.resubscribed == 1
     loop.poll_once()
