@@ -54,8 +54,8 @@ MEASURES: dict[str, Measure] = {
     "profile": hotpath.measure,
 }
 
-#: RESULTS.md next to this module (the repository's bench/ folder).
-DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
+#: RESULTS.md in the repository's bench/ folder (this module is bench/tokenshare/bench/).
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "RESULTS.md"
 
 
 @dataclass(slots=True)
