@@ -38,7 +38,7 @@ from kafka.structs import OffsetAndMetadata
 from tokenshare.faults import crash_point
 from tokenshare.retry import Backoff, RetryPolicy
 from tokenshare.sinks.clickhouse import StoreError, disk_full
-from tokenshare.sinks.stall import CHECK_S, STALL_S, StallWatch, Stuck
+from tokenshare.sinks.stall import CHECK_S, STALL_S, Positions, StallWatch, Stuck
 
 log = logging.getLogger("tokenshare.store")
 
@@ -53,17 +53,14 @@ COMMIT_RETRY = RetryPolicy(first_s=1.0, max_s=10.0)
 HUNG_S = 60.0
 
 
-class Consumer(Protocol):
+class Consumer(Positions, Protocol):
     """What the loop uses of a kafka-python KafkaConsumer (tests give a fake)."""
 
     def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
     def unsubscribe(self) -> None: ...
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, list[Any]]: ...
-    def assignment(self) -> set[TopicPartition]: ...
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None: ...
-    def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> Any: ...
-    def end_offsets(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +226,10 @@ class CheckpointLoop:
         self._rebalances = _Rebalances()
         self.stalls = StallWatch(stall_s, stall_check_s)
         self.resubscribed = 0
-        consumer.subscribe(list(self.routes), listener=_Listener(self._rebalances))
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(list(self.routes), listener=_Listener(self._rebalances))
 
     def run(self) -> None:
         """Poll, write, commit until the stop event is set; flushes before returning."""
@@ -271,7 +271,7 @@ class CheckpointLoop:
         )
         self._pending = _Pending()
         self.consumer.unsubscribe()
-        self.consumer.subscribe(list(self.routes), listener=_Listener(self._rebalances))
+        self._subscribe()
         self.stalls.restart()  # the join that follows calls on_assigned, as any does
 
     def _after_rebalance(self) -> set[TopicPartition]:

@@ -142,24 +142,24 @@ class StoreMetrics:
 
         return counted
 
-    def count_unreadable(self, read: Callable[[], int]) -> None:
-        """Export `read()` (the loop's own count of undecodable messages)."""
+    def count_from_loop(
+        self, unreadable: Callable[[], int], resubscribed: Callable[[], int]
+    ) -> None:
+        """Export the counts the loop keeps itself: undecodable messages, and fresh
+        subscriptions after a stall."""
         self.registry.register(
             _LoopCount(
                 "tokenshare_store_unreadable",
                 "Messages no writer could decode (a bug or a version skew); skipped.",
-                read,
+                unreadable,
             )
         )
-
-    def count_resubscribed(self, read: Callable[[], int]) -> None:
-        """Export `read()` (the loop's own count of fresh subscriptions after a stall)."""
         self.registry.register(
             _LoopCount(
                 "tokenshare_store_resubscribed",
                 "Times the Kafka consumer stopped fetching partitions it owns and "
                 "subscribed again.",
-                read,
+                resubscribed,
             )
         )
 

@@ -146,8 +146,7 @@ def build_store(settings: Settings, watermark: WatermarkRule) -> Store:
             on_assigned=writer.load_marks,  # another store may have written them meanwhile
             announce=notices,
         )
-        metrics.count_unreadable(lambda: loop.unreadable)
-        metrics.count_resubscribed(lambda: loop.resubscribed)
+        metrics.count_from_loop(lambda: loop.unreadable, lambda: loop.resubscribed)
         stop_metrics = metrics.serve(settings.store_metrics_bind, settings.store_metrics_port)
         if stop_metrics is not None:
             opened.callback(stop_metrics)

@@ -35,8 +35,7 @@ def scrape(url: str) -> dict[str, float]:
 def test_a_flush_is_counted_and_timed_and_served() -> None:
     metrics = StoreMetrics()
     unreadable = [0]
-    metrics.count_unreadable(lambda: unreadable[0])
-    metrics.count_resubscribed(lambda: 1)
+    metrics.count_from_loop(lambda: unreadable[0], lambda: 1)
     write = metrics.rows_writer(lambda batches: 7)  # 7 of the 10 rows were new
     assert write([rows(4, age_s=30), rows(6, age_s=2)]) == 7
 
