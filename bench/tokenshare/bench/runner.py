@@ -186,7 +186,7 @@ def build_targets(sections: Mapping[str, Section], sizes: Sizes) -> list[Target]
             "<=",
             1.25,
             "x",
-            "shares: each tick's load (SQL on the rollups) beside its whole wall clock",
+            "shares: each tick's CPU, its load (SQL on the rollups) beside its wall clock",
         ),
         Target(
             f"freshness p99 at {sizes.fresh_rate:,} events/s (worse of raw_events, daily_rollup)",
