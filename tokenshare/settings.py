@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     #: How often a worker sends the share-stage notices it owes itself (takeovers,
     #: idle rechecks); nothing is read unless one is due.
     shares_interval_s: float = Field(default=1.0, gt=0)
+    #: Least time between two reads of the day sums (each read and evaluation covers
+    #: the whole history): alerts come at most this much later, and heavy ingest
+    #: does not pay for an evaluation per flush. 0: a read per flush.
+    shares_min_interval_s: float = Field(default=5.0, ge=0)
     #: Optional: every alert is also POSTed here as JSON (with a `text` line).
     alert_webhook_url: str | None = None
     #: Optional: Prometheus Alertmanager's base URL (``http://alertmanager:9093``); every

@@ -102,3 +102,40 @@ def test_evaluation_waits_while_a_partition_with_a_backlog_has_no_rows_yet(
     assert wait({1}) == RETRY_S  # partition 1: events waiting, nothing stored
     assert wait({0}) == 0.0  # behind, but its rows hold the watermark back already
     assert wait(set()) == 0.0  # partition 1 is quiet: no backlog, no wait
+
+
+def test_reads_are_kept_apart_and_a_notice_put_off_is_answered_by_a_recheck(
+    tmp_path: Path,
+) -> None:
+    """A flush lands every second or two under heavy ingest: a notice the last read
+    cannot answer, sooner than shares_min_interval_s after it, is put off until the
+    interval has passed, and the partition gets a recheck then; one the last read
+    answers (same flush) is evaluated at once."""
+    from tokenshare.streams.shares.engine import DaySums
+    from tokenshare.streams.shares.service import _Read
+
+    app = faust.App("unit-shares-apart", broker="kafka://127.0.0.1:1", store="memory://")
+    settings = Settings(home=tmp_path, shares_min_interval_s=5.0)
+    service = ShareService(settings, lambda sql: [], share_tables(app))
+    service.assigned([0, 1])
+    assert service._too_soon(0, "flush-1", None) == 0.0  # no read yet: read now
+
+    service._remember_flush("flush-1", time.monotonic())
+    service._read = _Read(time.monotonic(), service._needed(), DaySums(), [], set())
+    assert service._too_soon(1, "flush-1", None) == 0.0  # the read holds flush-1's rows
+    wait = service._too_soon(0, "flush-2", None)
+    assert 4.0 < wait <= 5.0  # a newer flush, right after the read: put off
+
+    service.due.clear()
+    service.schedule(0, wait)
+    assert service.due[0][1] == "recheck"
+    service._read = replace(service._read, started=time.monotonic() - 5.0)
+    assert service._too_soon(0, "flush-2", None) == 0.0  # the interval has passed
+
+    other = faust.App("unit-shares-no-gap", broker="kafka://127.0.0.1:1", store="memory://")
+    no_gap = ShareService(
+        Settings(home=tmp_path, shares_min_interval_s=0.0), lambda sql: [], share_tables(other)
+    )
+    no_gap.assigned([0])
+    no_gap._read = replace(service._read, started=time.monotonic())
+    assert no_gap._too_soon(0, "flush-3", None) == 0.0  # 0: a read per flush

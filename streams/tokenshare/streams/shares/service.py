@@ -28,6 +28,8 @@ worker's composition root passes the store's reader in, so the share stage
 knows no sink. Only the dimensions this worker's keys read are loaded, and one
 read serves every notice of the same flush (they carry its id; the notices a
 worker sends itself together share one too), however many partitions they reach.
+Reads are at least `shares_min_interval_s` apart; a notice that comes sooner is
+answered by a recheck once that has passed.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class ShareStats:
     skipped: int = 0  # notices with a newer one behind them in their partition
     table_refusals: int = 0  # table writes Faust refused (see ShareService._write_table)
     reads: int = 0  # day-sum reads (one serves every notice of a flush)
+    deferred: int = 0  # notices put off to keep reads shares_min_interval_s apart
     last_tick_s: float = 0.0
     watermark: str | None = None
     evaluations_by_key: dict[str, int] = field(default_factory=dict)
@@ -230,6 +233,11 @@ class ShareService(Service):
         engine = self.engines.get(partition)
         if engine is None:
             engine = self.engines[partition] = await self._take_over(partition)
+        wait_s = self._too_soon(partition, notice.flush, offset)
+        if wait_s > 0:
+            self.schedule(partition, wait_s)
+            self.stats.deferred += 1
+            return None
         try:
             read = await self._sums(notice.flush, partition, offset)
         except Exception as exc:  # store not up yet, or restarting: try again soon
@@ -307,21 +315,14 @@ class ShareService(Service):
                     self.on_topic.add(record.key.decode())
 
     async def _sums(self, flush: str | None, partition: int, offset: int | None) -> _Read:
-        """The day sums, read again unless the last read can answer: it started after
-        this notice was fetched (its offset was below the partition's high-water mark
-        then), or after another notice of the same flush had arrived. Either way it
-        holds the rows the notice announces."""
-        keys = self.keys()
-        needed = frozenset(self.rules.dimensions_for(keys) | {d for d in DIMENSIONS if d in keys})
-        seen = self._flushes.get(flush) if flush else None
+        """The day sums, read again unless the last read can answer (`_answers`)."""
+        needed = self._needed()
         read = self._read
-        if read is not None and needed <= read.dimensions:
-            if seen is not None and read.started >= seen:
-                return read
-            if offset is not None and offset < read.covers.get(partition, -1):
-                return read
-        if flush and seen is None:
+        if read is not None and self._answers(read, needed, flush, partition, offset):
+            return read
+        if flush and flush not in self._flushes:
             self._remember_flush(flush, time.monotonic())
+        keys = self.keys()
         started = time.monotonic()
         covers = {p: hw for p in self.owned if (hw := self.highwater(p)) is not None}
         segments = frozenset(self.rules.segments_for(keys))
@@ -333,6 +334,41 @@ class ShareService(Service):
         self.stats.reads += 1
         self._read = _Read(started, needed, sums, progress, behind, covers)
         return self._read
+
+    def _needed(self) -> frozenset[str]:
+        """The dimensions this worker's keys read or snapshot."""
+        keys = self.keys()
+        return frozenset(self.rules.dimensions_for(keys) | {d for d in DIMENSIONS if d in keys})
+
+    def _answers(
+        self,
+        read: _Read,
+        needed: frozenset[str],
+        flush: str | None,
+        partition: int,
+        offset: int | None,
+    ) -> bool:
+        """Whether `read` holds the rows a notice announces: it holds the dimensions
+        needed and started after the notice was fetched (its offset was below the
+        partition's high-water mark then), or after another notice of the same flush
+        had arrived."""
+        if not needed <= read.dimensions:
+            return False
+        seen = self._flushes.get(flush) if flush else None
+        if seen is not None and read.started >= seen:
+            return True
+        return offset is not None and offset < read.covers.get(partition, -1)
+
+    def _too_soon(self, partition: int, flush: str | None, offset: int | None) -> float:
+        """Seconds to put a notice off for, 0: read now. Reads are at least
+        `shares_min_interval_s` apart: under heavy ingest a flush lands every second
+        or two, and each read and evaluation of the whole history cost as much CPU
+        as storing several thousand events. The notices put off meanwhile are
+        answered by one read, as soon as the interval has passed."""
+        read = self._read
+        if read is None or self._answers(read, self._needed(), flush, partition, offset):
+            return 0.0
+        return max(0.0, read.started + self.settings.shares_min_interval_s - time.monotonic())
 
     def _remember_flush(self, flush: str, at: float) -> None:
         self._flushes[flush] = at
