@@ -114,23 +114,29 @@ def test_reads_are_kept_apart_and_a_notice_put_off_is_answered_by_a_recheck(
     from tokenshare.streams.shares.engine import DaySums
     from tokenshare.streams.shares.service import _Read
 
+    def too_soon(service: ShareService, partition: int, flush: str) -> float:
+        """What evaluate waits before reading for this notice (0: now, or answered)."""
+        if service._answering(flush, partition, None) is not None:
+            return 0.0
+        return service._read_wait_s()
+
     app = faust.App("unit-shares-apart", broker="kafka://127.0.0.1:1", store="memory://")
     settings = Settings(home=tmp_path, shares_min_interval_s=5.0)
     service = ShareService(settings, lambda sql: [], share_tables(app))
     service.assigned([0, 1])
-    assert service._too_soon(0, "flush-1", None) == 0.0  # no read yet: read now
+    assert too_soon(service, 0, "flush-1") == 0.0  # no read yet: read now
 
     service._remember_flush("flush-1", time.monotonic())
     service._read = _Read(time.monotonic(), service._needed(), DaySums(), [], set())
-    assert service._too_soon(1, "flush-1", None) == 0.0  # the read holds flush-1's rows
-    wait = service._too_soon(0, "flush-2", None)
+    assert too_soon(service, 1, "flush-1") == 0.0  # the read holds flush-1's rows
+    wait = too_soon(service, 0, "flush-2")
     assert 4.0 < wait <= 5.0  # a newer flush, right after the read: put off
 
     service.due.clear()
     service.schedule(0, wait)
     assert service.due[0][1] == "recheck"
     service._read = replace(service._read, started=time.monotonic() - 5.0)
-    assert service._too_soon(0, "flush-2", None) == 0.0  # the interval has passed
+    assert too_soon(service, 0, "flush-2") == 0.0  # the interval has passed
 
     other = faust.App("unit-shares-no-gap", broker="kafka://127.0.0.1:1", store="memory://")
     no_gap = ShareService(
@@ -138,4 +144,4 @@ def test_reads_are_kept_apart_and_a_notice_put_off_is_answered_by_a_recheck(
     )
     no_gap.assigned([0])
     no_gap._read = replace(service._read, started=time.monotonic())
-    assert no_gap._too_soon(0, "flush-3", None) == 0.0  # 0: a read per flush
+    assert too_soon(no_gap, 0, "flush-3") == 0.0  # 0: a read per flush

@@ -233,18 +233,20 @@ class ShareService(Service):
         engine = self.engines.get(partition)
         if engine is None:
             engine = self.engines[partition] = await self._take_over(partition)
-        wait_s = self._too_soon(partition, notice.flush, offset)
-        if wait_s > 0:
-            self.schedule(partition, wait_s)
-            self.stats.deferred += 1
-            return None
-        try:
-            read = await self._sums(notice.flush, partition, offset)
-        except Exception as exc:  # store not up yet, or restarting: try again soon
-            self.stats.failed_ticks += 1
-            self.schedule(partition, RETRY_S)
-            log.warning("share evaluation deferred: cannot read day sums: %s", exc)
-            return None
+        read = self._answering(notice.flush, partition, offset)
+        if read is None:
+            wait_s = self._read_wait_s()
+            if wait_s > 0:
+                self.schedule(partition, wait_s)
+                self.stats.deferred += 1
+                return None
+            try:
+                read = await self._sums(notice.flush)
+            except Exception as exc:  # store not up yet, or restarting: try again soon
+                self.stats.failed_ticks += 1
+                self.schedule(partition, RETRY_S)
+                log.warning("share evaluation deferred: cannot read day sums: %s", exc)
+                return None
         wait_s = await self._sources_missing_for(read)
         if wait_s > 0:
             self.schedule(partition, wait_s)
@@ -314,15 +316,12 @@ class ShareService(Service):
                 if record.key:
                     self.on_topic.add(record.key.decode())
 
-    async def _sums(self, flush: str | None, partition: int, offset: int | None) -> _Read:
-        """The day sums, read again unless the last read can answer (`_answers`)."""
-        needed = self._needed()
-        read = self._read
-        if read is not None and self._answers(read, needed, flush, partition, offset):
-            return read
+    async def _sums(self, flush: str | None) -> _Read:
+        """The day sums, read now (for a notice the last read cannot answer)."""
         if flush and flush not in self._flushes:
             self._remember_flush(flush, time.monotonic())
         keys = self.keys()
+        needed = self._needed()
         started = time.monotonic()
         covers = {p: hw for p in self.owned if (hw := self.highwater(p)) is not None}
         segments = frozenset(self.rules.segments_for(keys))
@@ -340,33 +339,29 @@ class ShareService(Service):
         keys = self.keys()
         return frozenset(self.rules.dimensions_for(keys) | {d for d in DIMENSIONS if d in keys})
 
-    def _answers(
-        self,
-        read: _Read,
-        needed: frozenset[str],
-        flush: str | None,
-        partition: int,
-        offset: int | None,
-    ) -> bool:
-        """Whether `read` holds the rows a notice announces: it holds the dimensions
-        needed and started after the notice was fetched (its offset was below the
-        partition's high-water mark then), or after another notice of the same flush
-        had arrived."""
-        if not needed <= read.dimensions:
-            return False
+    def _answering(self, flush: str | None, partition: int, offset: int | None) -> _Read | None:
+        """The last read when it holds the rows a notice announces: it holds the
+        dimensions needed and started after the notice was fetched (its offset was
+        below the partition's high-water mark then), or after another notice of the
+        same flush had arrived; else None."""
+        read = self._read
+        if read is None or not self._needed() <= read.dimensions:
+            return None
         seen = self._flushes.get(flush) if flush else None
         if seen is not None and read.started >= seen:
-            return True
-        return offset is not None and offset < read.covers.get(partition, -1)
+            return read
+        if offset is not None and offset < read.covers.get(partition, -1):
+            return read
+        return None
 
-    def _too_soon(self, partition: int, flush: str | None, offset: int | None) -> float:
-        """Seconds to put a notice off for, 0: read now. Reads are at least
+    def _read_wait_s(self) -> float:
+        """Seconds before a new read may start, 0: now. Reads are at least
         `shares_min_interval_s` apart: under heavy ingest a flush lands every second
         or two, and each read and evaluation of the whole history cost as much CPU
         as storing several thousand events. The notices put off meanwhile are
         answered by one read, as soon as the interval has passed."""
         read = self._read
-        if read is None or self._answers(read, self._needed(), flush, partition, offset):
+        if read is None:
             return 0.0
         return max(0.0, read.started + self.settings.shares_min_interval_s - time.monotonic())
 
