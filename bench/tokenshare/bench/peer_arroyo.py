@@ -12,8 +12,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
 
+import pyarrow as pa
 from arroyo.backends.kafka import (  # type: ignore[import-not-found,unused-ignore]
     KafkaConsumer,
     KafkaPayload,
@@ -46,8 +46,6 @@ from tokenshare.bench.peer_job import (
     write_result,
 )
 
-Columns = Mapping[str, list[Any]]
-
 
 def main() -> None:
     args = parse_args(__doc__)
@@ -55,9 +53,9 @@ def main() -> None:
     store = Store(args.chdb, args.table)
     batch_size = flush_messages(args)
 
-    def enrich(message: Message[KafkaPayload]) -> list[Columns]:
+    def enrich(message: Message[KafkaPayload]) -> list[pa.RecordBatch]:
         value = message.value  # BrokerValue: partition and offset of the record
-        return job.columns(args.topic, value.partition.index, value.offset, value.payload.value)
+        return job.batches(args.topic, value.partition.index, value.offset, value.payload.value)
 
     def insert(message: Message[list[object]]) -> int:
         return store.insert([joined(part for v in message.payload for part in v.payload)])

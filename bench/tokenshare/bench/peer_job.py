@@ -16,8 +16,7 @@ inserts, and on SIGTERM writes `{"stored": <count of its table>}` to
 from __future__ import annotations
 
 import argparse
-import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from tokenshare.schema.catalog import Catalog
-from tokenshare.schema.rows import ROW_COLUMNS
+from tokenshare.schema.rows import ROW_COLUMNS, ROW_SCHEMA
 from tokenshare.sinks.clickhouse import INSERT_SETTINGS, connect, migrate
 from tokenshare.streams.batch import Enricher, SourceMessage
 
@@ -63,32 +62,31 @@ class Job:
         self.enricher = Enricher(Catalog.load(), MAX_MESSAGE_BYTES)
         self.rejected = 0
 
-    def columns(
+    def batches(
         self, topic: str, partition: int, offset: int, value: bytes | None
-    ) -> list[Mapping[str, list[Any]]]:
-        """The message's rows, a list per column (`ts` in epoch ms), one mapping per
-        source partition; a step downstream joins many messages into one insert."""
+    ) -> list[pa.RecordBatch]:
+        """The message's rows as Arrow, one batch per source partition; a step
+        downstream joins many messages into one insert."""
         result = self.enricher.process([SourceMessage(topic, partition, offset, value)])
         self.rejected += len(result.dead_letters)
-        return [rows.columns for rows in result.rows]
+        return [rows.arrow for rows in result.rows]
 
     def rows(
         self, topic: str, partition: int, offset: int, value: bytes | None
     ) -> list[dict[str, Any]]:
-        """The same rows, one dict each (for per-row frameworks)."""
+        """The same rows, one dict each (for per-row frameworks; `ts` in epoch ms)."""
+        result = self.enricher.process([SourceMessage(topic, partition, offset, value)])
+        self.rejected += len(result.dead_letters)
         return [
             dict(zip(ROW_COLUMNS, values, strict=True))
-            for columns in self.columns(topic, partition, offset, value)
-            for values in zip(*(columns[name] for name in ROW_COLUMNS), strict=True)
+            for rows in result.rows
+            for values in zip(*(rows.columns[name] for name in ROW_COLUMNS), strict=True)
         ]
 
 
-def joined(parts: Iterable[Mapping[str, list[Any]]]) -> pa.Table:
-    """One Arrow table of many messages' column lists."""
-    chunks = list(parts)
-    return to_arrow(
-        {name: list(itertools.chain.from_iterable(c[name] for c in chunks)) for name in ROW_COLUMNS}
-    )
+def joined(parts: Iterable[pa.RecordBatch]) -> pa.Table:
+    """One Arrow table of many messages' row batches."""
+    return to_arrow(pa.Table.from_batches(list(parts), schema=ROW_SCHEMA))
 
 
 def to_arrow(rows: Any) -> pa.Table:

@@ -22,7 +22,7 @@ import tokenshare
 ROOT = Path.home() / ".cache" / "tokenshare" / "bench-venvs"
 
 #: What peer_job imports, pinned to this interpreter's versions where a peer allows.
-SHARED = ("chdb", "clickhouse-connect", "pyarrow", "orjson", "lz4")
+SHARED = ("chdb", "clickhouse-connect", "pyarrow", "numpy", "orjson", "lz4")
 #: Ranges from tokenshare's own requirements where a peer pins its own version.
 RANGES = {"pydantic": "pydantic>=2.10,<3"}
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Columns a worker fills, in insert order. `ts` is epoch milliseconds (UTC).
 ROW_COLUMNS: tuple[str, ...] = (
@@ -120,6 +121,14 @@ class RowBatch:
                 [pa.array(lists[f.name], type=f.type) for f in ROW_SCHEMA], schema=ROW_SCHEMA
             )
         return self._arrow
+
+    def ts_range(self) -> tuple[int, int]:
+        """The earliest and latest event time of a batch that has rows, in epoch ms."""
+        if self._arrow is not None:
+            bounds = pc.min_max(self._arrow.column("ts").cast(pa.int64()))
+            return int(bounds["min"].as_py()), int(bounds["max"].as_py())
+        ts = self.columns["ts"]
+        return min(ts), max(ts)
 
     @property
     def first(self) -> tuple[int, int]:

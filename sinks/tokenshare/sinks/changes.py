@@ -77,8 +77,9 @@ class ChangeNotices:
 
 
 def _days(batches: list[RowBatch]) -> tuple[date, date]:
-    lo = min(min(b.columns["ts"]) for b in batches)
-    hi = max(max(b.columns["ts"]) for b in batches)
+    ranges = [b.ts_range() for b in batches if len(b)]
+    lo = min(first for first, _ in ranges)
+    hi = max(last for _, last in ranges)
     return _day(lo), _day(hi)
 
 

@@ -106,7 +106,7 @@ class StoreMetrics:
             read = sum(len(b) for b in batches)
             stored.inc(inserted)
             replayed.inc(read - inserted)
-            newest = max((max(b.columns["ts"]) for b in batches if len(b)), default=None)
+            newest = max((b.ts_range()[1] for b in batches if len(b)), default=None)
             if newest is not None:
                 self.freshness.observe(max(time.time() - newest / 1000, 0.0))
             return inserted

@@ -7,13 +7,18 @@ per event object beyond what validation needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
 from tokenshare.schema.catalog import Catalog
 from tokenshare.schema.dead_letter import DeadLetter
-from tokenshare.schema.rows import ROW_COLUMNS, RowBatch
+from tokenshare.schema.rows import ROW_COLUMNS, ROW_SCHEMA, RowBatch
 from tokenshare.schema.wire import decode_run
 
 
@@ -43,15 +48,18 @@ _CATALOG_COLUMNS = (
     "model_canonical", "author", "lab", "origin_country", "origin_bloc",
     "weights", "size_class", "reasoning", "params_b", "identified",
 )  # fmt: skip
+_CATALOG_SCHEMA = pa.schema([ROW_SCHEMA.field(name) for name in _CATALOG_COLUMNS])
+#: Slugs whose catalog rows are kept: a stream of made-up slugs must not grow them.
+_SLUGS_KEPT = 100_000
 
 
 class Enricher:
-    """Turns validated events of one source partition into columnar rows."""
+    """Turns validated events of one source partition into columnar rows (Arrow)."""
 
     def __init__(self, catalog: Catalog, max_message_bytes: int) -> None:
         self.catalog = catalog
         self.max_message_bytes = max_message_bytes
-        self._catalog_rows: dict[str, tuple[Any, ...]] = {}
+        self._catalog = _CatalogRows(catalog)
 
     def process(self, messages: Iterable[SourceMessage]) -> BatchResult:
         result = BatchResult()
@@ -73,44 +81,90 @@ class Enricher:
                         key=msg.key,
                     )
                 )
-            offsets: list[int] = []
-            indexes: list[int] = []
-            for msg, n in zip(msgs, run.counts, strict=True):
-                offsets.extend([msg.offset] * n)
-                indexes.extend(range(n))
-            if offsets:
-                columns = self._columns(topic, partition, run.columns, offsets, indexes)
-                result.rows.append(RowBatch(topic, partition, columns))
+            counts = np.array(run.counts, dtype=np.int64)
+            total = int(counts.sum())
+            if total:
+                # Each event's source offset, and its index within its message.
+                offsets = np.repeat(np.array([m.offset for m in msgs], dtype=np.uint64), counts)
+                starts = np.repeat(np.cumsum(counts) - counts, counts)
+                indexes = (np.arange(total, dtype=np.int64) - starts).astype(np.uint32)
+                batch = self._rows(topic, partition, run.columns, offsets, indexes)
+                result.rows.append(RowBatch(topic, partition, arrow=batch))
         return result
 
-    def _columns(
+    def _rows(
         self,
         topic: str,
         partition: int,
         fields: dict[str, list[Any]],
-        offsets: list[int],
-        indexes: list[int],
-    ) -> dict[str, list[Any]]:
-        """The decoded events' columns (`wire.decode_run`), enriched from the catalog."""
+        offsets: NDArray[np.uint64],
+        indexes: NDArray[np.uint32],
+    ) -> pa.RecordBatch:
+        """The decoded events' columns (`wire.decode_run`), enriched from the catalog,
+        as one Arrow batch of ``ROW_SCHEMA``: each event column converted once, the
+        catalog's columns taken by one index per event, constants repeated in C."""
         n = len(offsets)
-        rows = self._catalog_rows
-        enriched = zip(*[rows.get(m) or self._catalog_row(m) for m in fields["model"]], strict=True)
-        columns = {**fields, **dict(zip(_CATALOG_COLUMNS, map(list, enriched), strict=True))}
-        columns["catalog_version"] = [self.catalog.version] * n
-        columns["src_topic"] = [topic] * n
-        columns["src_partition"] = [partition] * n
-        columns["src_offset"] = offsets
-        columns["src_index"] = indexes
-        return {name: columns[name] for name in ROW_COLUMNS}
+        arrays: dict[str, pa.Array] = {
+            name: pa.array(values, type=ROW_SCHEMA.field(name).type)
+            for name, values in fields.items()
+        }
+        catalog = self._catalog.take(arrays["model"])
+        for name in _CATALOG_COLUMNS:
+            arrays[name] = catalog.column(name)
+        arrays["catalog_version"] = pa.repeat(pa.scalar(self.catalog.version, pa.string()), n)
+        arrays["src_topic"] = pa.repeat(pa.scalar(topic, pa.string()), n)
+        arrays["src_partition"] = pa.repeat(pa.scalar(partition, pa.uint32()), n)
+        arrays["src_offset"] = pa.array(offsets)
+        arrays["src_index"] = pa.array(indexes)
+        return pa.RecordBatch.from_arrays([arrays[name] for name in ROW_COLUMNS], schema=ROW_SCHEMA)
 
-    def _catalog_row(self, slug: str) -> tuple[Any, ...]:
-        """The catalog's columns for `slug`, remembered (the catalog bounds its own cache)."""
+
+class _CatalogRows:
+    """The catalog's columns of every slug seen so far, one Arrow row per slug, so
+    that a batch's are one `take` (the catalog bounds its own lookup cache)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._clear()
+
+    def _clear(self) -> None:
+        self._slugs: list[str] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self._arrow: tuple[pa.Array, pa.RecordBatch] | None = None  # (slugs, rows)
+
+    def take(self, models: pa.Array) -> pa.RecordBatch:
+        """The catalog's columns for each of `models`, in order."""
+        slugs, rows = self._tables()
+        positions = pc.index_in(models, value_set=slugs)
+        if positions.null_count:  # slugs not seen before: look them up, then again
+            unseen = pc.unique(pc.filter(models, pc.is_null(positions))).to_pylist()
+            if len(self._slugs) + len(unseen) > _SLUGS_KEPT:
+                self._clear()
+                unseen = pc.unique(models).to_pylist()
+            for slug in unseen:
+                self._add(slug)
+            slugs, rows = self._tables()
+            positions = pc.index_in(models, value_set=slugs)
+        return rows.take(positions)
+
+    def _add(self, slug: str) -> None:
         info = self.catalog.lookup(slug)
+        self._slugs.append(slug)
         row = (
             info.model, info.author, info.lab, info.origin_country, info.origin_bloc,
             info.weights, info.size_class, info.reasoning, info.params_b, info.identified,
         )  # fmt: skip
-        if len(self._catalog_rows) >= 100_000:  # a stream of made-up slugs must not grow it
-            self._catalog_rows.clear()
-        self._catalog_rows[slug] = row
-        return row
+        self._rows.append(row)
+        self._arrow = None
+
+    def _tables(self) -> tuple[pa.Array, pa.RecordBatch]:
+        if self._arrow is None:
+            columns: list[Sequence[Any]] = [[] for _ in _CATALOG_COLUMNS]
+            if self._rows:
+                columns = list(zip(*self._rows, strict=True))
+            rows = pa.RecordBatch.from_arrays(
+                [pa.array(c, type=f.type) for c, f in zip(columns, _CATALOG_SCHEMA, strict=True)],
+                schema=_CATALOG_SCHEMA,
+            )
+            self._arrow = (pa.array(self._slugs, type=pa.string()), rows)
+        return self._arrow

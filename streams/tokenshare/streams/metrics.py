@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -127,24 +129,30 @@ class IngestMetrics:
 
 
 def token_sums(rows: Iterable[RowBatch]) -> dict[TokenKey, list[int]]:
-    """(model, provider, origin_bloc) -> [prompt, completion] tokens of `rows`."""
+    """(model, provider, origin_bloc) -> [prompt, completion] tokens of `rows`
+    (grouped by Arrow, in C)."""
     sums: dict[TokenKey, list[int]] = {}
     for batch in rows:
-        c = batch.columns
-        models = [
-            m if known else UNIDENTIFIED
-            for m, known in zip(c["model_canonical"], c["identified"], strict=True)
-        ]
-        keys = zip(models, c["provider"], c["origin_bloc"], strict=True)
-        for key, prompt, completion in zip(
-            keys, c["prompt_tokens"], c["completion_tokens"], strict=True
-        ):
-            total = sums.get(key)
-            if total is None:
-                sums[key] = [prompt, completion]
-            else:
-                total[0] += prompt
-                total[1] += completion
+        if not len(batch):
+            continue
+        arrow = batch.arrow
+        canonical = arrow.column("model_canonical")
+        model = pc.if_else(arrow.column("identified"), canonical, UNIDENTIFIED)
+        table = pa.table(
+            {
+                "model": model,
+                "provider": arrow.column("provider"),
+                "origin_bloc": arrow.column("origin_bloc"),
+                "prompt": arrow.column("prompt_tokens").cast(pa.int64()),
+                "completion": arrow.column("completion_tokens").cast(pa.int64()),
+            }
+        )
+        grouped = table.group_by(["model", "provider", "origin_bloc"], use_threads=False)
+        for row in grouped.aggregate([("prompt", "sum"), ("completion", "sum")]).to_pylist():
+            key = (row["model"], row["provider"], row["origin_bloc"])
+            total = sums.setdefault(key, [0, 0])
+            total[0] += row["prompt_sum"]
+            total[1] += row["completion_sum"]
     return sums
 
 

@@ -68,8 +68,19 @@ def same_columns(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> bool:
     )
 
 
+@pytest.fixture(params=["arrow", "python"])
+def ts_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way of parsing ts columns: Arrow's (a worker) and Python's (a producer
+    without Arrow)."""
+    chosen = {"arrow": column_check._ms_by_arrow, "python": column_check._ms_by_python}
+    monkeypatch.setattr(column_check, "_to_ms", lambda: chosen[request.param])
+    return str(request.param)
+
+
 @pytest.mark.parametrize("seed", [1])
-def test_what_the_column_checks_accept_pydantic_accepts_with_the_same_values(seed: int) -> None:
+def test_what_the_column_checks_accept_pydantic_accepts_with_the_same_values(
+    seed: int, ts_parser: str
+) -> None:
     values = generated(seed)
     accepted = rejected = 0
     for value in values:
@@ -84,6 +95,38 @@ def test_what_the_column_checks_accept_pydantic_accepts_with_the_same_values(see
         assert same_columns(fast.columns, columns), value
     # both sides are well represented, so the comparison means something
     assert accepted > len(values) // 3 and rejected > len(values) // 4
+
+
+#: (ts, whether the column checks take it: the rest is left to pydantic)
+TS_FORMS = [
+    ("2026-02-09T10:11:12Z", True),
+    ("2026-02-09T10:11:12.5Z", True),
+    ("2026-02-09T10:11:12.123456+05:30", True),
+    ("2026-02-09T23:59:59.9999-00:00", True),
+    ("2023-01-01T00:00:00Z", True),  # the bound itself
+    ("2026-02-29T10:11:12Z", False),  # no such day
+    ("2026-02-09 10:11:12Z", False),  # pydantic takes a space; not this form
+    ("2026-02-09T10:11:12", False),  # no offset
+    ("2026-02-09T10:11:12.1234567Z", False),  # seven digits
+    ("2026-02-09T24:00:00Z", False),
+    ("2022-12-31T23:59:59.999Z", False),  # before the bound
+    ("\u0662026-02-09T10:11:12Z", False),  # an Arabic-Indic digit (re's \d takes it)
+]
+
+
+@pytest.mark.parametrize(("ts", "fast"), TS_FORMS)
+def test_both_ts_parsers_take_the_same_forms_with_pydantics_ms(ts: str, fast: bool) -> None:
+    value = orjson.dumps({**valid_event(0, random.Random(0)), "ts": ts})
+    columns, count, _ = pydantic_decoded(value)
+    items = column_check.parse(value)
+    assert items is not None
+    for to_ms in (column_check._ms_by_arrow, column_check._ms_by_python):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(column_check, "_to_ms", lambda to_ms=to_ms: to_ms)
+            got = column_check.check(items, latest_allowed_ms())
+        assert (got is not None) == fast, (ts, to_ms.__name__)
+        if got is not None:
+            assert count == 1 and got.columns["ts"] == columns["ts"], (ts, to_ms.__name__)
 
 
 @pytest.mark.parametrize("seed", [3])
