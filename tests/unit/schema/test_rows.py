@@ -9,6 +9,7 @@ from tests.factories import event
 from tokenshare.schema.catalog import Catalog
 from tokenshare.schema.rows import ROW_COLUMNS, ROW_SCHEMA, RowBatch
 from tokenshare.schema.wire import encode
+from tokenshare.streams import batch
 from tokenshare.streams.batch import Enricher, SourceMessage
 
 
@@ -85,3 +86,24 @@ def test_arrow_batches_slice_and_chunk_without_lists() -> None:
 def test_unreadable_messages_raise_value_error(value: bytes) -> None:
     with pytest.raises(ValueError):
         RowBatch.decode(value)
+
+
+def test_enricher_takes_each_models_catalog_columns_and_bounds_the_slugs_it_keeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = Catalog.load()
+    known = catalog.slugs()[:3]
+    monkeypatch.setattr(batch, "_SLUGS_KEPT", 5)  # the second message overflows it
+    enricher = Enricher(catalog, 1 << 20)
+    for offset in range(2):
+        slugs = [*known, f"nobody/made-up-{offset}", known[0], "nobody/other", known[1]]
+        events = [{**event(offset * 10 + i), "model": slug} for i, slug in enumerate(slugs)]
+        (rows,) = enricher.process([SourceMessage("ev", 0, offset, encode(events))]).rows
+        for i, slug in enumerate(slugs):
+            info = catalog.lookup(slug)
+            assert rows.columns["model_canonical"][i] == info.model
+            assert rows.columns["origin_bloc"][i] == info.origin_bloc
+            assert rows.columns["params_b"][i] == info.params_b
+            assert rows.columns["identified"][i] is info.identified
+    assert not catalog.lookup("nobody/made-up-1").identified
+    assert sorted(enricher._catalog._slugs) == sorted(set(slugs))  # cleared: this batch's only

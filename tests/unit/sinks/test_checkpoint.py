@@ -13,7 +13,14 @@ from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from tokenshare.sinks.checkpoint import CheckpointLoop, Route
+from tokenshare.sinks.checkpoint import (
+    BEHIND_MESSAGES,
+    BEHIND_WAIT_FACTOR,
+    CheckpointLoop,
+    Route,
+    behind,
+    flush_due,
+)
 from tokenshare.sinks.clickhouse import StoreError
 
 ROWS0, ROWS1, ALERTS0 = (
@@ -83,6 +90,9 @@ class FakeConsumer:
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.positions[partition] = offset
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return len(self.log[partition]) if partition in self.log else None
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         self.committed.update({tp: meta.offset for tp, meta in offsets.items()})
@@ -243,3 +253,31 @@ def test_a_consumer_that_stops_fetching_subscribes_again_and_reads_on(
     loop.flush()
     assert rows.stored == ["a", "b", "c", "d"]
     assert consumer.committed == {ROWS0: 2, ROWS1: 2}
+
+
+def test_an_insert_behind_the_topics_waits_longer_to_fill_but_never_past_full() -> None:
+    wait = 500
+    # caught up: rows wait max_wait_ms at most
+    assert not flush_due(10, wait - 1, False, 1_000, wait)
+    assert flush_due(10, wait, False, 1_000, wait)
+    # behind: the insert fills for longer ...
+    assert not flush_due(10, wait, True, 1_000, wait)
+    assert not flush_due(10, wait * BEHIND_WAIT_FACTOR - 1, True, 1_000, wait)
+    assert flush_due(10, wait * BEHIND_WAIT_FACTOR, True, 1_000, wait)
+    # ... and a full insert goes at once either way
+    assert flush_due(1_000, 0, True, 1_000, wait)
+    assert flush_due(1_000, 0, False, 1_000, wait)
+
+
+def test_the_store_is_behind_when_a_partition_it_read_holds_many_unread_messages() -> None:
+    consumer = FakeConsumer()
+    consumer.produce(ROWS0, *[b"r"] * (BEHIND_MESSAGES + 10))
+    consumer.produce(ROWS1, b"r")
+    read_all = consumer.poll(100, 500)
+    assert not behind(consumer, read_all)
+    # read 10 of ROWS0's messages: the rest (BEHIND_MESSAGES) are still unread
+    first_ten = {ROWS0: read_all[ROWS0][:10], ROWS1: read_all[ROWS1]}
+    assert behind(consumer, first_ten)
+    # one fewer unread message than that is keeping up
+    assert not behind(consumer, {ROWS0: read_all[ROWS0][:11]})
+    assert not behind(consumer, {})

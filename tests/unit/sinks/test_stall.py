@@ -37,14 +37,14 @@ def poll(watch: StallWatch, offsets: Offsets, seconds: float, read: bool = False
 
 
 def test_an_idle_partition_costs_one_request_per_stall_period_and_is_never_stuck() -> None:
-    watch, offsets = StallWatch(stall_s=20, check_s=5), Offsets(position_at=7, end=7)
+    watch, offsets = StallWatch(stall_s=20, check_s=5, first_s=20), Offsets(position_at=7, end=7)
     found = [poll(watch, offsets, 1.0) for _ in range(100)]  # 100 s of empty polls
     assert found == [[]] * 100
     assert offsets.asked == 4  # quiet from 25 s on; asked at 25, 45, 65, 85 s
 
 
 def test_messages_that_reach_an_idle_partition_just_before_a_look_are_not_stuck() -> None:
-    watch, offsets = StallWatch(stall_s=20, check_s=5), Offsets(position_at=7, end=7)
+    watch, offsets = StallWatch(stall_s=20, check_s=5, first_s=20), Offsets(position_at=7, end=7)
     for _ in range(24):
         poll(watch, offsets, 1.0)
     offsets.end = 9  # two new messages, not fetched yet at the next look
@@ -57,7 +57,7 @@ def test_messages_that_reach_an_idle_partition_just_before_a_look_are_not_stuck(
 
 
 def test_a_partition_with_unread_messages_that_stays_put_is_stuck() -> None:
-    watch, offsets = StallWatch(stall_s=20, check_s=5), Offsets(position_at=3, end=9)
+    watch, offsets = StallWatch(stall_s=20, check_s=5, first_s=20), Offsets(position_at=3, end=9)
     found = [poll(watch, offsets, 1.0) for _ in range(30)]
     # First seen at the look at 5 s, quiet from 25 s (suspect), stuck at the look after.
     assert [i for i, f in enumerate(found) if f] == [29]
@@ -65,8 +65,25 @@ def test_a_partition_with_unread_messages_that_stays_put_is_stuck() -> None:
 
 
 def test_time_outside_poll_does_not_count() -> None:
-    watch, offsets = StallWatch(stall_s=20, check_s=5), Offsets(position_at=3, end=9)
+    watch, offsets = StallWatch(stall_s=20, check_s=5, first_s=20), Offsets(position_at=3, end=9)
     poll(watch, offsets, 5.0, read=True)
     # A flush of minutes happens between polls: the watch never sees it.
     assert [poll(watch, offsets, 0.1) for _ in range(10)] == [[]] * 10
     assert offsets.asked == 0
+
+
+def test_a_partition_that_never_returned_anything_is_stuck_sooner() -> None:
+    """A store started before its rows arrive: the stall seen most often."""
+    watch, offsets = StallWatch(stall_s=20, check_s=2, first_s=5), Offsets(position_at=0, end=6)
+    found = [poll(watch, offsets, 1.0) for _ in range(12)]
+    # First seen at the look at 2 s, quiet from 7 s: suspect at 8 s, stuck at 10 s.
+    assert [i for i, f in enumerate(found) if f] == [9]
+    assert found[9] == ["rows:0 at offset 0 of 6, nothing read for 8 s"]
+
+
+def test_once_a_partition_has_returned_messages_it_gets_the_long_wait() -> None:
+    watch, offsets = StallWatch(stall_s=20, check_s=2, first_s=5), Offsets(position_at=3, end=3)
+    poll(watch, offsets, 1.0, read=True)
+    offsets.end = 9  # then it falls quiet with unread messages
+    found = [poll(watch, offsets, 1.0) for _ in range(20)]
+    assert found == [[]] * 20  # 20 s: not yet suspect under stall_s
