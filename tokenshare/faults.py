@@ -6,7 +6,9 @@ The suite starts real processes with, for example,
 
 and each named point either kills the process on the spot (SIGKILL: no
 cleanup, no flush, like a power cut) with the given probability, or, for
-`*_s` entries, fails for that many seconds after start. The points sit
+`*_s` entries, fails for that many seconds from the first time the point is
+reached (a store whose first fetch comes late still meets the whole outage
+at its first writes). The points sit
 exactly where the checkpoint order could break if it were wrong.
 """
 
@@ -16,8 +18,6 @@ import os
 import random
 import signal
 import time
-
-_START = time.monotonic()
 
 
 def _parse(spec: str) -> dict[str, float]:
@@ -30,6 +30,7 @@ def _parse(spec: str) -> dict[str, float]:
 
 FAULTS = _parse(os.environ.get("TOKENSHARE_FAULTS", ""))
 _rng = random.Random(os.environ.get("TOKENSHARE_FAULT_SEED", str(os.getpid())))
+_FIRST_REACHED: dict[str, float] = {}  # outage point -> monotonic time
 
 
 def crash_point(name: str) -> None:
@@ -39,10 +40,14 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def failing(name: str) -> bool:
-    """True while the `<name>_s` outage configured for this process lasts."""
-    seconds = FAULTS.get(f"{name}_s")
-    return bool(seconds) and time.monotonic() - _START < float(seconds or 0)
+def failing(name: str, faults: dict[str, float] | None = None) -> bool:
+    """True while the `<name>_s` outage configured for this process lasts, counted
+    from the first call for `name`."""
+    seconds = (FAULTS if faults is None else faults).get(f"{name}_s")
+    if not seconds:
+        return False
+    now = time.monotonic()
+    return now - _FIRST_REACHED.setdefault(name, now) < seconds
 
 
 def chance(name: str) -> bool:
