@@ -384,7 +384,7 @@ def behind(consumer: Consumer, polled: Mapping[TopicPartition, list[Any]]) -> bo
 
 def flush_due(rows: int, waited_ms: float, behind: bool, max_rows: int, max_wait_ms: int) -> bool:
     """Whether pending rows are written now: a full insert, or one that waited long
-    enough (longer while the last poll still found messages: BEHIND_WAIT_FACTOR)."""
+    enough (longer while the store is behind: BEHIND_WAIT_FACTOR)."""
     if rows >= max_rows:
         return True
     return waited_ms >= max_wait_ms * (BEHIND_WAIT_FACTOR if behind else 1)

@@ -3,6 +3,8 @@ reached, so a process whose first write comes late still meets all of it."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from tokenshare import faults
@@ -12,7 +14,7 @@ def test_an_outage_starts_when_its_point_is_first_reached(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [1_000.0]
-    monkeypatch.setattr(faults.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(faults, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     monkeypatch.setattr(faults, "_FIRST_REACHED", {})
     configured = {"store.down_s": 8.0}
     clock[0] += 30  # the process started long before its first write
